@@ -1,0 +1,1 @@
+"""MT-CLAR model code: face pipeline, encoders, Siamese heads, few-shot labeller. Pure torch + numpy."""

@@ -1,0 +1,179 @@
+"""Per-frame embeddings of a video (or of still images), computed once and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .encoders.base import FaceEncoder
+from .face.pipeline import FacePipeline
+from .video import VideoInfo, content_id, read_header, read_image
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+ProgressCallback = Callable[[int, int], None]  # (frames done, frames expected)
+
+
+@dataclass
+class VideoEmbeddings:
+    """Everything the labeller needs about one video. Arrays have one row per decoded frame."""
+
+    info: VideoInfo
+    has_face: np.ndarray  # (N,) bool
+    face_score: np.ndarray  # (N,) detector score, 0 where no face
+    boxes: np.ndarray  # (N, 4) x1 y1 x2 y2, NaN where no face
+    landmarks: np.ndarray  # (N, 5, 2), NaN where no face
+    embeddings: np.ndarray  # (N, D) float32, NaN where no face
+    expression_probs: np.ndarray  # (N, C) float32, NaN where no face; C = 0 if the encoder has no classes
+    encoder: str
+    weights_id: str
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.has_face)
+
+    @property
+    def time_s(self) -> np.ndarray:
+        return np.arange(self.n_frames) / self.info.fps
+
+    def save(self, path: Path) -> None:
+        meta = {"format": CACHE_FORMAT, "info": self.info.__dict__, "encoder": self.encoder,
+                "weights_id": self.weights_id}
+        _atomic_savez(path, meta=np.array(json.dumps(meta)), has_face=self.has_face, face_score=self.face_score,
+                      boxes=self.boxes, landmarks=self.landmarks, embeddings=self.embeddings,
+                      expression_probs=self.expression_probs)
+
+    @classmethod
+    def load(cls, path: Path) -> VideoEmbeddings:
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != CACHE_FORMAT:
+                raise ValueError(f"{path}: cache format {meta.get('format')}, expected {CACHE_FORMAT}")
+            return cls(VideoInfo(**meta["info"]), data["has_face"], data["face_score"], data["boxes"],
+                       data["landmarks"], data["embeddings"], data["expression_probs"], meta["encoder"],
+                       meta["weights_id"])
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class EmbeddingCache:
+    """One ``.npz`` per (video content, encoder, weights, face-pipeline settings)."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root is not None else None
+
+    def path_for(self, video_id: str, encoder: FaceEncoder, pipeline: FacePipeline) -> Path | None:
+        if self.root is None:
+            return None
+        settings = json.dumps({"pipeline": pipeline.config.to_dict(), "encoder": encoder.config.to_dict()},
+                              sort_keys=True)
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
+        return self.root / encoder.name / encoder.weights_id / digest / f"{video_id}.npz"
+
+    def get(self, path: Path | None) -> VideoEmbeddings | None:
+        if path is None or not path.exists():
+            return None
+        try:
+            return VideoEmbeddings.load(path)
+        except Exception as error:  # a broken cache entry is recomputed, never fatal
+            log.warning("ignoring unreadable cache entry %s: %s", path, error)
+            return None
+
+
+@torch.inference_mode()
+def encode_crops(encoder: FaceEncoder, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(K, S, S, 3) uint8 -> embeddings (K, D) and expression probabilities (K, C)."""
+    n_classes = len(encoder.config.expression_classes)
+    embeddings = np.zeros((len(crops), encoder.embed_dim), dtype=np.float32)
+    probs = np.zeros((len(crops), n_classes), dtype=np.float32)
+    for start in range(0, len(crops), batch_size):
+        out = encoder.forward_features(encoder.preprocess(crops[start:start + batch_size]))
+        embeddings[start:start + batch_size] = out["embedding"].float().cpu().numpy()
+        if n_classes and "expression_logits" in out:
+            probs[start:start + batch_size] = out["expression_logits"].float().softmax(-1).cpu().numpy()
+    return embeddings, probs
+
+
+class VideoEmbedder:
+    """decode -> detect -> track -> align -> encode, streamed in batches, cached per video."""
+
+    def __init__(self, pipeline: FacePipeline, encoder: FaceEncoder, cache: EmbeddingCache | None = None,
+                 batch_size: int = 16):
+        self.pipeline = pipeline
+        self.encoder = encoder.eval()
+        self.cache = cache or EmbeddingCache(None)
+        self.batch_size = batch_size
+
+    def embed_video(self, path: str | Path, show_progress: bool = False,
+                    on_progress: ProgressCallback | None = None) -> VideoEmbeddings:
+        header = read_header(path)
+        video_id = content_id(path)
+        cache_path = self.cache.path_for(video_id, self.encoder, self.pipeline)
+        cached = self.cache.get(cache_path)
+        if cached is not None:
+            log.debug("embeddings of %s from cache %s", path, cache_path)
+            return cached
+
+        dim, n_classes = self.encoder.embed_dim, len(self.encoder.config.expression_classes)
+        rows: dict[str, list[np.ndarray]] = {k: [] for k in ("has_face", "score", "boxes", "landmarks", "emb", "probs")}
+        bar = tqdm(total=header.declared_frames or None, unit="frame", desc=Path(path).name,
+                   disable=not show_progress, leave=False)
+        done = 0
+        for batch in self.pipeline.track_video(path, self.encoder.input_size, self.batch_size):
+            n, has_face = len(batch.indices), batch.has_face
+            emb = np.full((n, dim), np.nan, dtype=np.float32)
+            probs = np.full((n, n_classes), np.nan, dtype=np.float32)
+            emb[has_face], probs[has_face] = encode_crops(self.encoder, batch.crops, self.batch_size)
+            boxes = np.full((n, 4), np.nan, dtype=np.float32)
+            landmarks = np.full((n, 5, 2), np.nan, dtype=np.float32)
+            score = np.zeros(n, dtype=np.float32)
+            for i, face in enumerate(batch.faces):
+                if face is not None:
+                    boxes[i], landmarks[i], score[i] = face.box, face.landmarks, face.score
+            for key, value in zip(rows, (has_face, score, boxes, landmarks, emb, probs), strict=True):
+                rows[key].append(value)
+            done += n
+            bar.update(n)
+            if on_progress is not None:
+                on_progress(done, max(header.declared_frames, done))
+        bar.close()
+
+        info = VideoInfo(str(path), done, header.fps, header.width, header.height, video_id)
+        result = VideoEmbeddings(info, *(np.concatenate(rows[k]) for k in rows), encoder=self.encoder.name,
+                                 weights_id=self.encoder.weights_id)
+        n_face = int(result.has_face.sum())
+        if n_face == 0:
+            log.warning("no face found in any of the %d frames of %s", done, path)
+        if cache_path is not None:
+            result.save(cache_path)
+        return result
+
+    def embed_image(self, image: np.ndarray | str | Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """A still image -> (embedding (D,), expression probabilities (C,)) of its largest face, or (None, None)."""
+        rgb = read_image(image) if isinstance(image, str | Path) else image
+        face, crop = self.pipeline.face_in_image(rgb, self.encoder.input_size)
+        if crop is None:
+            return None, None
+        emb, probs = encode_crops(self.encoder, crop[None])
+        return emb[0], probs[0]

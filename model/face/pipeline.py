@@ -1,0 +1,63 @@
+"""Frames -> the labelled person's face per frame -> aligned crops. Nothing downstream re-detects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..video import iter_frames, read_header
+from .align import AlignConfig, align_face
+from .detector import DetectorConfig, Face, RetinaFaceDetector
+from .tracking import PersonTracker, TrackerConfig
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+
+    def to_dict(self) -> dict:
+        return {"detector": self.detector.to_dict(), "tracker": self.tracker.to_dict(), "align": self.align.to_dict()}
+
+
+@dataclass(frozen=True)
+class TrackedBatch:
+    indices: np.ndarray  # (B,) frame indices
+    faces: list[Face | None]  # the labelled person per frame, None where not visible
+    crops: np.ndarray  # (K, S, S, 3) uint8 RGB, one per frame whose face is not None, in order
+
+    @property
+    def has_face(self) -> np.ndarray:
+        return np.array([f is not None for f in self.faces], dtype=bool)
+
+
+class FacePipeline:
+    def __init__(self, config: PipelineConfig = PipelineConfig(), detector: RetinaFaceDetector | None = None):
+        self.config = config
+        self.detector = detector or RetinaFaceDetector(config.detector)
+
+    def track_video(self, path: str | Path, crop_size: int, batch_size: int = 16) -> Iterator[TrackedBatch]:
+        """Decode, detect and align a whole video in one pass."""
+        tracker = PersonTracker(read_header(path).fps, self.config.tracker)
+        for batch in iter_frames(path, batch_size):
+            detections = self.detector.detect(batch.frames)
+            faces = [tracker.update(int(i), found) for i, found in zip(batch.indices, detections, strict=True)]
+            crops = [align_face(frame, face.landmarks, crop_size, self.config.align)
+                     for frame, face in zip(batch.frames, faces, strict=True) if face is not None]
+            yield TrackedBatch(batch.indices, faces, _stack(crops, crop_size))
+
+    def face_in_image(self, image: np.ndarray, crop_size: int) -> tuple[Face | None, np.ndarray | None]:
+        """The largest face of a still image and its aligned crop, or (None, None)."""
+        faces = self.detector.detect(image[None])[0]
+        if not faces:
+            return None, None
+        face = max(faces, key=lambda f: f.area)
+        return face, align_face(image, face.landmarks, crop_size, self.config.align)
+
+
+def _stack(crops: list[np.ndarray], size: int) -> np.ndarray:
+    return np.stack(crops) if crops else np.zeros((0, size, size, 3), dtype=np.uint8)

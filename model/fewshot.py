@@ -1,0 +1,257 @@
+"""Few-shot labelling: per-frame V/A from a video's embeddings and a few labelled frames (anchors).
+
+Each predictor first makes one estimate per (query frame, anchor): the anchor's label plus a predicted
+difference, either from the trained MT-CLAR heads (``mtclar``) or, before any V/A training, from the
+change of the expression-class prior (``kernel``, the cold start). A strategy then combines the
+per-anchor estimates. The baselines (``hold-last``, ``interpolation``) only look at time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .baselines import hold_last_anchor, linear_interpolation
+from .circumplex import expected_va
+from .errors import AnchorError
+from .siamese import PairHeads, SupervisedHead
+
+METHODS = ("auto", "mtclar", "kernel", "sl", "interpolation", "hold-last")
+STRATEGIES = ("kernel", "nearest-preceding", "mean", "similarity", "time")
+
+Anchors = Mapping[int, tuple[float, float]]  # row (frame) -> (valence, arousal)
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Weights ``softmax(cos(e_q, e_a) / similarity_temperature - |t_q - t_a| / time_scale_s)`` over anchors."""
+
+    similarity_temperature: float = 0.05
+    time_scale_s: float = 2.0
+    prior_weight: tuple[float, float] = (0.5, 0.0)  # (valence, arousal) share of the class-prior change
+    novelty_weight: float = 1.0  # uncertainty += novelty_weight * (1 - max cosine similarity to an anchor)
+    time_weight: float = 0.1  # uncertainty += time_weight * (1 - exp(-time to nearest anchor / time_scale_s))
+    score_scale: float = 0.2  # score = exp(-uncertainty / score_scale)
+
+
+@dataclass(frozen=True)
+class LabelerConfig:
+    method: str = "auto"
+    strategy: str = "kernel"
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LabelerConfig:
+        kernel = dict(data.get("kernel", {}))
+        if "prior_weight" in kernel:
+            kernel["prior_weight"] = tuple(kernel["prior_weight"])
+        return cls(method=data.get("method", "auto"), strategy=data.get("strategy", "kernel"),
+                   kernel=KernelConfig(**kernel))
+
+
+@dataclass
+class FrameLabels:
+    """Per-row output; NaN values where ``source == "no_face"``."""
+
+    valence: np.ndarray
+    arousal: np.ndarray
+    uncertainty: np.ndarray  # 0 at anchors, >= 0 elsewhere, NaN where no face
+    score: np.ndarray  # confidence in (0, 1]: exp(-uncertainty / score_scale)
+    source: np.ndarray  # "anchor" | "predicted" | "no_face"
+    predictor: np.ndarray  # "anchor" | "mtclar" | "kernel" | "sl" | "interpolation" | "hold-last" | "no_face"
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.stack([self.valence, self.arousal], axis=1)
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """What the labeller reads about the frames of one video (rows in time order)."""
+
+    embeddings: np.ndarray  # (N, D), NaN rows where no face
+    has_face: np.ndarray  # (N,) bool
+    time_s: np.ndarray  # (N,)
+    expression_probs: np.ndarray | None = None  # (N, C)
+    expression_classes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, video, classes: tuple[str, ...] = ()) -> FrameFeatures:
+        """From a ``VideoEmbeddings``."""
+        probs = video.expression_probs if video.expression_probs.shape[1] else None
+        return cls(video.embeddings, video.has_face, video.time_s, probs, tuple(classes))
+
+    @property
+    def n(self) -> int:
+        return len(self.has_face)
+
+
+def check_anchors(anchors: Anchors, n_rows: int, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Anchors -> sorted frames (A,) and values (A, 2); errors name the frame."""
+    frames, values = [], []
+    for frame, value in sorted(anchors.items()):
+        if not 0 <= int(frame) < n_rows:
+            raise AnchorError(f"{where}anchor frame {frame} is outside the video (0..{n_rows - 1})")
+        v, a = (float(x) for x in value)
+        if not (np.isfinite(v) and np.isfinite(a)):
+            raise AnchorError(f"{where}anchor frame {frame} has a non-finite value ({v}, {a})")
+        if not (-1 <= v <= 1 and -1 <= a <= 1):
+            raise AnchorError(f"{where}anchor frame {frame} has a value outside [-1, 1] ({v}, {a})")
+        frames.append(int(frame))
+        values.append((v, a))
+    return np.array(frames, dtype=int), np.array(values, dtype=np.float64).reshape(-1, 2)
+
+
+def _normalise(embeddings: np.ndarray) -> np.ndarray:
+    return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+class FewShotLabeler:
+    def __init__(self, config: LabelerConfig = LabelerConfig(), heads: PairHeads | None = None,
+                 heads_trained: bool = False, sl_head: SupervisedHead | None = None, device: str = "cpu"):
+        self.config = config
+        self.heads = heads.eval().to(device) if heads is not None else None
+        self.heads_trained = heads_trained and heads is not None
+        self.sl_head = sl_head.eval().to(device) if sl_head is not None else None
+        self.device = device
+
+    @property
+    def method(self) -> str:
+        if self.config.method != "auto":
+            return self.config.method
+        return "mtclar" if self.heads_trained else "kernel"
+
+    def label(self, frames: FrameFeatures, anchors: Anchors, method: str | None = None,
+              strategy: str | None = None) -> FrameLabels:
+        method = method or self.method
+        strategy = strategy or self.config.strategy
+        n = frames.n
+        anchor_rows, anchor_values = check_anchors(anchors, n)
+        out = FrameLabels(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
+                          np.full(n, "no_face", dtype=object), np.full(n, "no_face", dtype=object))
+        query = np.flatnonzero(frames.has_face)
+        query = query[~np.isin(query, anchor_rows)]
+        if query.size:
+            if anchor_rows.size == 0 and method != "sl":
+                if self.sl_head is None:
+                    raise AnchorError("no anchors: label at least one frame (or train an MT-CLAR+SL head)")
+                method = "sl"
+            values, uncertainty, used = self._predict(frames, query, anchor_rows, anchor_values, method, strategy)
+            out.valence[query], out.arousal[query] = values[:, 0], values[:, 1]
+            out.uncertainty[query] = uncertainty
+            out.source[query], out.predictor[query] = "predicted", used
+        if anchor_rows.size:
+            out.valence[anchor_rows], out.arousal[anchor_rows] = anchor_values[:, 0], anchor_values[:, 1]
+            out.uncertainty[anchor_rows] = 0.0
+            out.source[anchor_rows] = out.predictor[anchor_rows] = "anchor"
+        out.score = np.exp(-out.uncertainty / self.config.kernel.score_scale)
+        return out
+
+    # -- predictors ---------------------------------------------------------------------------------
+
+    def _predict(self, frames: FrameFeatures, query: np.ndarray, anchor_rows: np.ndarray,
+                 anchor_values: np.ndarray, method: str, strategy: str) -> tuple[np.ndarray, np.ndarray, str]:
+        kernel = self.config.kernel
+        if method == "sl":
+            return self._predict_sl(frames, query)
+        face_anchor = frames.has_face[anchor_rows]
+        if method in ("interpolation", "hold-last") or not face_anchor.any():
+            # anchors without a face have no embedding: time is all there is
+            baseline = hold_last_anchor if method == "hold-last" else linear_interpolation
+            used = "hold-last" if method == "hold-last" else "interpolation"
+            values = baseline(query, anchor_rows, anchor_values)
+            dt = np.abs(frames.time_s[query][:, None] - frames.time_s[anchor_rows][None, :]).min(axis=1)
+            return np.clip(values, -1, 1), kernel.time_weight * (1 - np.exp(-dt / kernel.time_scale_s)), used
+        anchor_rows, anchor_values = anchor_rows[face_anchor], anchor_values[face_anchor]
+
+        eq, ea = _normalise(frames.embeddings[query]), _normalise(frames.embeddings[anchor_rows])
+        similarity = eq @ ea.T  # (Q, A)
+        dt = frames.time_s[query][:, None] - frames.time_s[anchor_rows][None, :]  # (Q, A), > 0: anchor before
+        if method == "mtclar":
+            if self.heads is None:
+                raise ValueError("method 'mtclar' needs trained MT-CLAR heads (a checkpoint with them)")
+            estimates = anchor_values[None] + self._deltas(frames.embeddings[query], frames.embeddings[anchor_rows])
+        elif method == "kernel":
+            estimates = np.repeat(anchor_values[None], len(query), axis=0)
+            if frames.expression_probs is not None and frames.expression_classes:
+                prior = expected_va(frames.expression_probs, frames.expression_classes)
+                change = prior[query][:, None, :] - prior[anchor_rows][None, :, :]
+                estimates = estimates + np.asarray(kernel.prior_weight)[None, None, :] * change
+        else:
+            raise ValueError(f"unknown method {method!r}")
+        estimates = np.clip(estimates, -1, 1)
+
+        kernel_weights = _softmax(similarity / kernel.similarity_temperature - np.abs(dt) / kernel.time_scale_s)
+        weights = self._strategy_weights(strategy, similarity, dt, kernel_weights)
+        values = np.einsum("qa,qad->qd", weights, estimates)
+
+        centre = np.einsum("qa,qad->qd", kernel_weights, estimates)
+        spread = np.sqrt(np.einsum("qa,qad->qd", kernel_weights, (estimates - centre[:, None]) ** 2)).mean(axis=1)
+        novelty = 1 - similarity.max(axis=1)
+        remoteness = 1 - np.exp(-np.abs(dt).min(axis=1) / kernel.time_scale_s)
+        uncertainty = spread + kernel.novelty_weight * np.clip(novelty, 0, None) + kernel.time_weight * remoteness
+        return np.clip(values, -1, 1), uncertainty, method
+
+    def _strategy_weights(self, strategy: str, similarity: np.ndarray, dt: np.ndarray,
+                          kernel_weights: np.ndarray) -> np.ndarray:
+        kernel = self.config.kernel
+        if strategy == "kernel":
+            return kernel_weights
+        if strategy == "mean":
+            return np.full_like(similarity, 1 / similarity.shape[1])
+        if strategy == "similarity":
+            return _softmax(similarity / kernel.similarity_temperature)
+        if strategy == "time":
+            return _softmax(-np.abs(dt) / kernel.time_scale_s)
+        if strategy == "nearest-preceding":
+            # the paper: the closest anchor at or before the frame; frames before every anchor take the first
+            preceding = np.where(dt >= 0, dt, np.inf)
+            choice = np.where(np.isfinite(preceding).any(axis=1), preceding.argmin(axis=1), np.abs(dt).argmin(axis=1))
+            weights = np.zeros_like(similarity)
+            weights[np.arange(len(choice)), choice] = 1.0
+            return weights
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+    @torch.inference_mode()
+    def _deltas(self, query: np.ndarray, anchors: np.ndarray, batch: int = 8192) -> np.ndarray:
+        """(Q, D), (A, D) -> predicted label(query) - label(anchor), (Q, A, 2)."""
+        assert self.heads is not None
+        q, a = len(query), len(anchors)
+        eq = torch.as_tensor(query, dtype=torch.float32, device=self.device)
+        ea = torch.as_tensor(anchors, dtype=torch.float32, device=self.device)
+        qi, ai = torch.meshgrid(torch.arange(q), torch.arange(a), indexing="ij")
+        qi, ai = qi.reshape(-1), ai.reshape(-1)
+        out = np.empty((q * a, 2), dtype=np.float64)
+        for start in range(0, q * a, batch):
+            sl = slice(start, start + batch)
+            pred = self.heads(eq[qi[sl]], ea[ai[sl]])
+            out[sl, 0] = pred["delta_valence"].cpu().numpy()
+            out[sl, 1] = pred["delta_arousal"].cpu().numpy()
+        return out.reshape(q, a, 2)
+
+    @torch.inference_mode()
+    def _predict_sl(self, frames: FrameFeatures, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        if self.sl_head is None or self.sl_head.va is None:
+            raise ValueError("method 'sl' needs an MT-CLAR+SL head trained on V/A")
+        out = self.sl_head(torch.as_tensor(frames.embeddings[query], dtype=torch.float32, device=self.device))
+        values = torch.stack([out["valence"], out["arousal"]], dim=1).cpu().numpy().astype(np.float64)
+        # no anchors: nothing to measure spread against, so the score only says "single-image guess"
+        return np.clip(values, -1, 1), np.ones(len(query)), "sl"

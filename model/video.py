@@ -1,0 +1,164 @@
+"""Video input: decode with OpenCV, frame index (0-based, decode order), timestamp and fps."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import MediaError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    n_frames: int  # frames that actually decode, counted in decode order
+    fps: float
+    width: int
+    height: int
+    content_id: str  # sha256 of the file's bytes: the cache key of everything computed from it
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.fps
+
+    def time_of(self, frame: int | np.ndarray) -> float | np.ndarray:
+        return frame / self.fps
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    indices: np.ndarray  # (B,) int, 0-based frame indices
+    frames: np.ndarray  # (B, H, W, 3) uint8 RGB
+
+
+@lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_id(path: str | Path) -> str:
+    """sha256 of the file, memoised per (path, size, mtime)."""
+    stat = Path(path).stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _open(path: str | Path) -> cv2.VideoCapture:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"video not found: {p}")
+    if not p.is_file():
+        raise MediaError(f"not a file: {p}")
+    if p.stat().st_size == 0:
+        raise MediaError(f"video file is empty (0 bytes): {p}")
+    if cv2.haveImageReader(str(p)):
+        raise MediaError(f"{p} is an image, not a video")
+    cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        raise MediaError(f"cannot open {p}: not a video, or the file is corrupt")
+    return cap
+
+
+def _fps(cap: cv2.VideoCapture, path: str | Path) -> float:
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    if not np.isfinite(fps) or fps <= 0 or fps > 1000:
+        raise MediaError(f"{path}: the container reports no usable frame rate ({fps})")
+    return fps
+
+
+@dataclass(frozen=True)
+class VideoHeader:
+    fps: float
+    declared_frames: int  # what the container says; may differ from what decodes
+    width: int
+    height: int
+
+
+def read_header(path: str | Path) -> VideoHeader:
+    cap = _open(path)
+    try:
+        return VideoHeader(_fps(cap, path), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+                           int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        cap.release()
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Open a video and count its decodable frames (grab only, no colour conversion)."""
+    cap = _open(path)
+    try:
+        fps = _fps(cap, path)
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        n = 0
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    if n == 0:
+        raise MediaError(f"no frame of {path} could be decoded: the file is corrupt or not a video")
+    if declared > 0 and n < 0.9 * declared:
+        log.warning("%s: container declares %d frames but only %d decode (truncated?)", path, declared, n)
+    return VideoInfo(str(path), n, fps, width, height, content_id(path))
+
+
+def iter_frames(path: str | Path, batch_size: int = 16) -> Iterator[FrameBatch]:
+    """Decode a whole video in order, as RGB batches."""
+    cap = _open(path)
+    index = 0
+    frames: list[np.ndarray] = []
+    try:
+        _fps(cap, path)
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if len(frames) == batch_size:
+                yield FrameBatch(np.arange(index, index + len(frames)), np.stack(frames))
+                index += len(frames)
+                frames = []
+        if frames:
+            yield FrameBatch(np.arange(index, index + len(frames)), np.stack(frames))
+            index += len(frames)
+    finally:
+        cap.release()
+    if index == 0:
+        raise MediaError(f"no frame of {path} could be decoded: the file is corrupt or not a video")
+
+
+def read_frame(path: str | Path, frame: int) -> np.ndarray:
+    """One frame as RGB (seeks, then decodes forward)."""
+    cap = _open(path)
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
+        ok, bgr = cap.read()
+    finally:
+        cap.release()
+    if not ok:
+        raise MediaError(f"{path}: frame {frame} could not be decoded")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as RGB uint8, with the same errors as videos."""
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"image not found: {p}")
+    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise MediaError(f"cannot decode image {p}: not an image, or the file is corrupt")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
