@@ -21,7 +21,7 @@ class AlignConfig:
     ``shift_y`` moves the face down (+) or up (-) in the crop, as a fraction of the side.
     """
 
-    zoom: float = 0.8
+    zoom: float = 1.0
     shift_y: float = 0.0
 
     def template(self, size: int) -> np.ndarray:

@@ -43,12 +43,21 @@ class FacePipeline:
     def track_video(self, path: str | Path, crop_size: int, batch_size: int = 16) -> Iterator[TrackedBatch]:
         """Decode, detect and align a whole video in one pass."""
         tracker = PersonTracker(read_header(path).fps, self.config.tracker)
+        scale = None  # full detection scale until someone is tracked
         for batch in iter_frames(path, batch_size):
-            detections = self.detector.detect(batch.frames)
+            detections = self.detector.detect(batch.frames, scale)
             faces = [tracker.update(int(i), found) for i, found in zip(batch.indices, detections, strict=True)]
+            scale = self._next_scale(faces)
             crops = [align_face(frame, face.landmarks, crop_size, self.config.align)
                      for frame, face in zip(batch.frames, faces, strict=True) if face is not None]
             yield TrackedBatch(batch.indices, faces, _stack(crops, crop_size))
+
+    def _next_scale(self, faces: list[Face | None]) -> float | None:
+        """Detect at the scale that makes the tracked face ``face_px`` tall; back to full scale when lost."""
+        target = self.config.detector.face_px
+        if not target or faces[-1] is None:
+            return None
+        return target / max(faces[-1].box[3] - faces[-1].box[1], 1.0)
 
     def face_in_image(self, image: np.ndarray, crop_size: int) -> tuple[Face | None, np.ndarray | None]:
         """The largest face of a still image and its aligned crop, or (None, None)."""

@@ -1,0 +1,88 @@
+"""Frames/s of each stage of the face pipeline and end to end, measured in one run.
+
+    python benchmarks/throughput.py [--video PATH] [--batch-sizes 1 8 16 32] [--threads N] [--device cpu|cuda]
+
+Prints a table (and a JSON line): decode only, detection only (on decoded frames), encoder only (on aligned
+crops), end to end (decode -> detect -> track -> align -> encode, no cache), and the ratios
+end-to-end/decode and end-to-end/encoder for each batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model.embeddings import VideoEmbedder, encode_crops  # noqa: E402
+from model.encoders import DEFAULT_ENCODER, create_encoder  # noqa: E402
+from model.face import DetectorConfig, FacePipeline, PipelineConfig  # noqa: E402
+from model.video import iter_frames  # noqa: E402
+
+DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "WolfgangLanger_Pexels.mp4"
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16, 32])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=2, help="best of N for each measurement")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    encoder = create_encoder(args.encoder, device=args.device)
+    pipeline = FacePipeline(PipelineConfig(detector=DetectorConfig(threads=args.threads)))
+    frames = np.concatenate([b.frames for b in iter_frames(args.video, 32)])
+    n = len(frames)
+    crops = np.concatenate([b.crops for b in pipeline.track_video(args.video, encoder.input_size, 32)])
+    # warm-up: first ONNX / torch calls allocate
+    pipeline.detector.detect(frames[:2])
+    encode_crops(encoder, crops[:2])
+
+    def best(fn) -> float:
+        return min(timed(fn)[0] for _ in range(args.repeats))
+
+    rows = []
+    for batch in args.batch_sizes:
+        decode = best(lambda b=batch: sum(len(x.indices) for x in iter_frames(args.video, b)))
+        detect = best(lambda b=batch: [pipeline.detector.detect(frames[i:i + b]) for i in range(0, n, b)])
+        encode = best(lambda b=batch: encode_crops(encoder, crops, b))
+        embedder = VideoEmbedder(pipeline, encoder, cache=None, batch_size=batch)
+        end_to_end = best(lambda e=embedder: e.embed_video(args.video))
+        fps = {"decode": n / decode, "detect": n / detect, "encode": len(crops) / encode, "end_to_end": n / end_to_end}
+        rows.append({"batch": batch, **{k: round(v, 1) for k, v in fps.items()},
+                     "e2e/decode": round(fps["end_to_end"] / fps["decode"], 3),
+                     "e2e/encoder": round(fps["end_to_end"] / fps["encode"], 3)})
+
+    print(f"video: {args.video.name}, {n} frames, {len(crops)} faces; encoder {encoder.name} on {args.device}; "
+          f"{args.threads} threads; {platform.processor() or platform.machine()}, torch {torch.__version__}")
+    header = ["batch", "decode f/s", "detect f/s", "encoder f/s", "end-to-end f/s", "e2e/decode", "e2e/encoder"]
+    keys = ["batch", "decode", "detect", "encode", "end_to_end", "e2e/decode", "e2e/encoder"]
+    widths = [max(len(h), 8) for h in header]
+    print(" | ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    print("-|-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(str(row[k]).rjust(w) for k, w in zip(keys, widths, strict=True)))
+    print(json.dumps({"benchmark": "throughput", "video": args.video.name, "frames": n, "threads": args.threads,
+                      "device": args.device, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()

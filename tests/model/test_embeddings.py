@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from model.embeddings import EmbeddingCache, VideoEmbedder, VideoEmbeddings
+from model.video import content_id
+
+
+@pytest.mark.slow
+def test_video_embeddings_are_cached_and_reused(face_pipeline, encoder, videos, tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path)
+    embedder = VideoEmbedder(face_pipeline, encoder, cache)
+    progress = []
+    first = embedder.embed_video(videos / "face_noface.mov", on_progress=lambda done, total: progress.append(done))
+    assert progress[-1] == 169
+    assert first.embeddings.shape == (169, 256) and first.expression_probs.shape == (169, 7)
+    assert np.isfinite(first.embeddings[first.has_face]).all()
+    assert np.isnan(first.embeddings[~first.has_face]).all()
+    np.testing.assert_allclose(first.expression_probs[first.has_face].sum(axis=1), 1, atol=1e-5)
+    assert first.time_s[24] == pytest.approx(24 / first.info.fps)
+    files = list(tmp_path.rglob("*.npz"))
+    assert len(files) == 1 and first.info.content_id in files[0].name
+
+    def decode_again(*args, **kwargs):
+        raise AssertionError("a cached video was decoded again")
+
+    monkeypatch.setattr(face_pipeline, "track_video", decode_again)
+    second = VideoEmbedder(face_pipeline, encoder, cache).embed_video(videos / "face_noface.mov")
+    np.testing.assert_array_equal(second.embeddings, first.embeddings)
+    assert second.info == first.info
+
+
+def test_a_broken_cache_entry_is_recomputed(face_pipeline, encoder, videos, tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    embedder = VideoEmbedder(face_pipeline, encoder, cache)
+    path = cache.path_for(content_id(videos / "no_face.mp4"), encoder, face_pipeline)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an npz")
+    result = embedder.embed_video(videos / "no_face.mp4")
+    assert result.n_frames == 95 and not result.has_face.any()
+    assert VideoEmbeddings.load(path).n_frames == 95
+
+
+def test_still_image_embedding(embedder, stills):
+    embedding, probs = embedder.embed_image(stills / "0-f15-hao-ph.jpg")
+    assert embedding.shape == (256,) and np.isfinite(embedding).all()
+    assert embedder.encoder.config.expression_classes[int(probs.argmax())] == "happy"
