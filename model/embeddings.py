@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +16,8 @@ import torch
 from tqdm import tqdm
 
 from .encoders.base import FaceEncoder
-from .face.pipeline import FacePipeline
-from .video import VideoInfo, content_id, read_header, read_image
+from .face.pipeline import FacePipeline, TrackedBatch
+from .video import VideoInfo, content_id, iter_image_batches, read_header, read_image, sequence_content_id
 
 log = logging.getLogger(__name__)
 
@@ -134,37 +134,63 @@ class VideoEmbedder:
         if cached is not None:
             log.debug("embeddings of %s from cache %s", path, cache_path)
             return cached
+        tracked = self.pipeline.track_video(path, self.encoder.input_size, self.batch_size)
+        rows = self._embed(tracked, header.declared_frames, Path(path).name, show_progress, on_progress)
+        info = VideoInfo(str(path), len(rows["has_face"]), header.fps, header.width, header.height, video_id)
+        return self._finish(info, rows, cache_path)
 
+    def embed_frames(self, frames: dict[int, Path], fps: float, name: str = "", show_progress: bool = False,
+                     on_progress: ProgressCallback | None = None) -> VideoEmbeddings:
+        """An image sequence ({frame index: image path}, e.g. AFEW-VA) as a video; missing indices have no face."""
+        paths = [frames[i] for i in sorted(frames)]
+        video_id = sequence_content_id(paths)
+        cache_path = self.cache.path_for(video_id, self.encoder, self.pipeline)
+        cached = self.cache.get(cache_path)
+        if cached is not None:
+            return cached
+        tracked = self.pipeline.track(iter_image_batches(frames, self.batch_size), fps, self.encoder.input_size)
+        rows = self._embed(tracked, len(frames), name or paths[0].parent.name, show_progress, on_progress)
+        height, width = read_image(paths[0]).shape[:2]
+        info = VideoInfo(str(paths[0].parent), len(rows["has_face"]), fps, width, height, video_id)
+        return self._finish(info, rows, cache_path)
+
+    def _embed(self, tracked: Iterable[TrackedBatch], expected: int, name: str, show_progress: bool,
+               on_progress: ProgressCallback | None) -> dict[str, np.ndarray]:
+        """Encode the tracked faces; rows indexed by frame number (gaps in an image sequence stay empty)."""
         dim, n_classes = self.encoder.embed_dim, len(self.encoder.config.expression_classes)
-        rows: dict[str, list[np.ndarray]] = {k: [] for k in ("has_face", "score", "boxes", "landmarks", "emb", "probs")}
-        bar = tqdm(total=header.declared_frames or None, unit="frame", desc=Path(path).name,
-                   disable=not show_progress, leave=False)
+        parts: list[tuple[np.ndarray, list, np.ndarray, np.ndarray]] = []
+        bar = tqdm(total=expected or None, unit="frame", desc=name, disable=not show_progress, leave=False)
         done = 0
-        for batch in self.pipeline.track_video(path, self.encoder.input_size, self.batch_size):
-            n, has_face = len(batch.indices), batch.has_face
-            emb = np.full((n, dim), np.nan, dtype=np.float32)
-            probs = np.full((n, n_classes), np.nan, dtype=np.float32)
-            emb[has_face], probs[has_face] = encode_crops(self.encoder, batch.crops, self.batch_size)
-            boxes = np.full((n, 4), np.nan, dtype=np.float32)
-            landmarks = np.full((n, 5, 2), np.nan, dtype=np.float32)
-            score = np.zeros(n, dtype=np.float32)
-            for i, face in enumerate(batch.faces):
-                if face is not None:
-                    boxes[i], landmarks[i], score[i] = face.box, face.landmarks, face.score
-            for key, value in zip(rows, (has_face, score, boxes, landmarks, emb, probs), strict=True):
-                rows[key].append(value)
-            done += n
-            bar.update(n)
+        for batch in tracked:
+            emb, probs = encode_crops(self.encoder, batch.crops, self.batch_size)
+            parts.append((batch.indices, batch.faces, emb, probs))
+            done += len(batch.indices)
+            bar.update(len(batch.indices))
             if on_progress is not None:
-                on_progress(done, max(header.declared_frames, done))
+                on_progress(done, max(expected, done))
         bar.close()
+        n = int(max(p[0].max() for p in parts)) + 1 if parts else 0
+        rows = {
+            "has_face": np.zeros(n, dtype=bool), "face_score": np.zeros(n, dtype=np.float32),
+            "boxes": np.full((n, 4), np.nan, dtype=np.float32), "landmarks": np.full((n, 5, 2), np.nan, np.float32),
+            "embeddings": np.full((n, dim), np.nan, dtype=np.float32),
+            "expression_probs": np.full((n, n_classes), np.nan, dtype=np.float32),
+        }
+        for indices, faces, emb, probs in parts:
+            k = 0
+            for index, face in zip(indices, faces, strict=True):
+                if face is None:
+                    continue
+                rows["has_face"][index], rows["face_score"][index] = True, face.score
+                rows["boxes"][index], rows["landmarks"][index] = face.box, face.landmarks
+                rows["embeddings"][index], rows["expression_probs"][index] = emb[k], probs[k]
+                k += 1
+        return rows
 
-        info = VideoInfo(str(path), done, header.fps, header.width, header.height, video_id)
-        result = VideoEmbeddings(info, *(np.concatenate(rows[k]) for k in rows), encoder=self.encoder.name,
-                                 weights_id=self.encoder.weights_id)
-        n_face = int(result.has_face.sum())
-        if n_face == 0:
-            log.warning("no face found in any of the %d frames of %s", done, path)
+    def _finish(self, info: VideoInfo, rows: dict[str, np.ndarray], cache_path: Path | None) -> VideoEmbeddings:
+        result = VideoEmbeddings(info, **rows, encoder=self.encoder.name, weights_id=self.encoder.weights_id)
+        if not result.has_face.any():
+            log.warning("no face found in any of the %d frames of %s", result.n_frames, info.path)
         if cache_path is not None:
             result.save(cache_path)
         return result

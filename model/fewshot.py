@@ -16,6 +16,7 @@ import torch
 
 from .baselines import hold_last_anchor, linear_interpolation
 from .circumplex import expected_va
+from .config_io import from_dict
 from .errors import AnchorError
 from .siamese import PairHeads, SupervisedHead
 
@@ -54,11 +55,7 @@ class LabelerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> LabelerConfig:
-        kernel = dict(data.get("kernel", {}))
-        if "prior_weight" in kernel:
-            kernel["prior_weight"] = tuple(kernel["prior_weight"])
-        return cls(method=data.get("method", "auto"), strategy=data.get("strategy", "kernel"),
-                   kernel=KernelConfig(**kernel))
+        return from_dict(cls, data, "labeler")
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .config_io import from_dict
 from .encoders.base import FaceEncoder
 
 FUSIONS = ("concat", "absdiff", "product")
@@ -32,7 +33,7 @@ class HeadConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> HeadConfig:
-        return cls(**{**data, "hidden": tuple(data["hidden"])})
+        return from_dict(cls, data, "heads")
 
 
 def projector(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float) -> nn.Sequential:
@@ -110,7 +111,7 @@ class SLConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> SLConfig:
-        return cls(**{**data, "hidden": tuple(data["hidden"])})
+        return from_dict(cls, data, "sl_head")
 
 
 class SupervisedHead(nn.Module):

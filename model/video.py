@@ -153,6 +153,48 @@ def read_frame(path: str | Path, frame: int) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def list_frame_images(folder: str | Path) -> dict[int, Path]:
+    """Frame images named by their 0-based index (``00042.png``, ``42.jpg``) -> {index: path}."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MediaError(f"frame folder not found: {folder}")
+    frames: dict[int, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.stem.isdigit():
+            frames[int(path.stem)] = path
+    if not frames:
+        raise MediaError(f"{folder} holds no frame images named by number (e.g. 00000.png)")
+    return frames
+
+
+def sequence_content_id(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + content_id(path).encode())
+    return digest.hexdigest()
+
+
+def iter_image_batches(frames: dict[int, Path], batch_size: int = 16) -> Iterator[FrameBatch]:
+    """Frame images in index order; a missing index yields no row (callers see the gap in ``indices``).
+
+    A batch is cut where the image size changes, so every batch stacks.
+    """
+    indices: list[int] = []
+    images: list[np.ndarray] = []
+    for index in sorted(frames):
+        image = read_image(frames[index])
+        if images and (len(images) == batch_size or image.shape != images[0].shape):
+            yield FrameBatch(np.array(indices), np.stack(images))
+            indices, images = [], []
+        indices.append(index)
+        images.append(image)
+    if images:
+        yield FrameBatch(np.array(indices), np.stack(images))
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as RGB uint8, with the same errors as videos."""
     p = Path(path)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..video import iter_frames, read_header
+from ..config_io import from_dict
+from ..video import FrameBatch, iter_frames, read_header
 from .align import AlignConfig, align_face
 from .detector import DetectorConfig, Face, RetinaFaceDetector
 from .tracking import PersonTracker, TrackerConfig
@@ -22,6 +23,13 @@ class PipelineConfig:
 
     def to_dict(self) -> dict:
         return {"detector": self.detector.to_dict(), "tracker": self.tracker.to_dict(), "align": self.align.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PipelineConfig:
+        align = {k: v for k, v in data.get("align", {}).items() if k != "template"}
+        return cls(from_dict(DetectorConfig, data.get("detector"), "pipeline.detector"),
+                   from_dict(TrackerConfig, data.get("tracker"), "pipeline.tracker"),
+                   from_dict(AlignConfig, align, "pipeline.align"))
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,13 @@ class FacePipeline:
 
     def track_video(self, path: str | Path, crop_size: int, batch_size: int = 16) -> Iterator[TrackedBatch]:
         """Decode, detect and align a whole video in one pass."""
-        tracker = PersonTracker(read_header(path).fps, self.config.tracker)
+        return self.track(iter_frames(path, batch_size), read_header(path).fps, crop_size)
+
+    def track(self, batches: Iterable[FrameBatch], fps: float, crop_size: int) -> Iterator[TrackedBatch]:
+        """Follow the labelled person through batches of consecutive frames (a video or an image sequence)."""
+        tracker = PersonTracker(fps, self.config.tracker)
         scale = None  # full detection scale until someone is tracked
-        for batch in iter_frames(path, batch_size):
+        for batch in batches:
             detections = self.detector.detect(batch.frames, scale)
             faces = [tracker.update(int(i), found) for i, found in zip(batch.indices, detections, strict=True)]
             scale = self._next_scale(faces)

@@ -1,0 +1,42 @@
+"""`mtclar`: serve | import | label | evaluate | train | train-sl | finetune."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from model.errors import MtclarError
+
+COMMANDS = ("serve", "import", "label", "evaluate", "train", "train-sl", "finetune")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtclar", description="Few-shot valence/arousal labelling of face videos "
+                                     "(MT-CLAR) and its Label Studio ML backend.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"mtclar_backend.commands.{name.replace('-', '_')}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except MtclarError as error:
+        print(f"mtclar {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

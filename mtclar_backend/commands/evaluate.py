@@ -1,0 +1,51 @@
+"""`mtclar evaluate --data PATH --support every:20 ...`: the model against hold-last-anchor and linear
+interpolation on labelled videos (AFEW-VA layout or a CSV manifest)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from model.fewshot import STRATEGIES
+from model.support import parse_support
+from training.evaluate import embed_case, evaluate, format_table
+from training.sources import load_labelled_videos
+
+from .common import add_model_options, make_labeler
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("evaluate", help="few-shot accuracy against the baselines", description=__doc__)
+    parser.add_argument("--data", type=Path, required=True,
+                        help="AFEW-VA folder, or CSV manifest video,frame,valence,arousal with the videos beside it")
+    parser.add_argument("--videos", type=Path, action="append", default=[],
+                        help="more folders to look for the manifest's videos in (repeatable)")
+    parser.add_argument("--support", nargs="+", default=["every:20"],
+                        help="support sets: every:N first:K random:K suggest:K (several allowed)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for spec in args.support:
+        parse_support(spec)  # fail before any work
+    videos = load_labelled_videos(args.data, args.videos)
+    labeler = make_labeler(args)
+    cases = [embed_case(labeler, video, show_progress=True) for video in videos]
+    rows = evaluate(labeler, cases, args.support, args.strategy, args.seed, show_progress=sys.stderr.isatty())
+    result = {"data": str(args.data), "model_version": labeler.model_version, "videos": len(cases),
+              "labelled_frames": sum(len(c.truth) for c in cases),
+              "frames_with_face": sum(int(c.embeddings.has_face.sum()) for c in cases),
+              "rows": [row.to_dict() for row in rows]}
+    print(f"{args.data}: {len(cases)} videos, {result['labelled_frames']} labelled frames; model "
+          f"{labeler.model_version} (method {labeler.labeler.method})")
+    print(format_table(rows))
+    print(json.dumps(result, allow_nan=True))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0

@@ -1,0 +1,5 @@
+"""placeholder until built"""
+
+
+def add_parser(sub) -> None:
+    pass

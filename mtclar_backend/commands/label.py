@@ -1,0 +1,84 @@
+"""`mtclar label VIDEO... --anchors anchors.csv --out DIR`: per-frame V/A for every frame of each video."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from model.errors import AnchorError
+from model.fewshot import STRATEGIES
+from model.video import probe_video
+from training.sources import check_anchor_rows, read_anchor_csv
+
+from .. import __version__
+from ..outputs import label_rows, plot_curves, write_csv, write_json
+from .common import add_model_options, make_labeler
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("label", help="label every frame of videos from a few labelled frames",
+                            description=__doc__)
+    parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    parser.add_argument("--anchors", type=Path, required=True,
+                        help="CSV with columns video,frame,valence,arousal (video = file stem, frame 0-based)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=None,
+                        help="how per-anchor estimates combine (default: the checkpoint's)")
+    parser.add_argument("--method", default=None,
+                        help="mtclar | kernel | interpolation | hold-last | sl (default: the checkpoint's)")
+    parser.add_argument("--suggest", type=int, default=0, metavar="K", help="print the K frames to label next")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stems = {}
+    for video in args.videos:
+        if video.stem in stems:
+            raise AnchorError(f"two videos share the stem {video.stem!r} ({stems[video.stem]}, {video}): "
+                              "anchors.csv could not tell them apart")
+        stems[video.stem] = video
+    rows = read_anchor_csv(args.anchors)
+    infos = {stem: probe_video(path) for stem, path in stems.items()}  # checks every file before any work
+    check_anchor_rows(args.anchors, rows, {stem: info.n_frames for stem, info in infos.items()})
+    labeler = make_labeler(args)
+    if not labeler.labeler.sl_head:
+        missing = [stem for stem in stems if stem not in rows]
+        if missing:
+            raise AnchorError(f"{args.anchors}: no anchors for {', '.join(missing)}; label at least one frame of "
+                              "each video")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for stem, path in stems.items():
+        anchors = {r.frame: (r.valence, r.arousal) for r in rows.get(stem, [])}
+        embeddings = labeler.embed(path, show_progress=True)
+        labels = labeler.label(embeddings, anchors, method=args.method, strategy=args.strategy)
+        frame_rows = label_rows(embeddings, labels)
+        metadata = {
+            "video": str(path), "video_sha256": embeddings.info.content_id, "frames": embeddings.n_frames,
+            "fps": embeddings.info.fps, "anchors": {str(k): list(v) for k, v in sorted(anchors.items())},
+            "model_version": labeler.model_version, "encoder": labeler.encoder.name,
+            "encoder_weights": labeler.encoder.weights_id, "method": args.method or labeler.labeler.method,
+            "strategy": args.strategy or labeler.labeler.config.strategy,
+            "frames_with_face": int(embeddings.has_face.sum()), "mtclar_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_csv(args.out / f"{stem}.csv", frame_rows)
+        write_json(args.out / f"{stem}.json", frame_rows, metadata)
+        if not args.no_plot:
+            plot_curves(args.out / f"{stem}.png", embeddings, labels,
+                        f"{stem}: {len(anchors)} anchors, {labeler.model_version}")
+        counts = {s: int((labels.source == s).sum()) for s in ("anchor", "predicted", "no_face")}
+        print(f"{stem}: {embeddings.n_frames} frames -> {args.out / stem}.csv/.json"
+              f"{'' if args.no_plot else '/.png'} ({counts['anchor']} anchors, {counts['predicted']} predicted, "
+              f"{counts['no_face']} without a face)")
+        if counts["no_face"] == embeddings.n_frames:
+            print(f"{stem}: no face was found in any frame: nothing to predict", file=sys.stderr)
+        if args.suggest:
+            frames = labeler.suggest(embeddings, anchors, args.suggest)
+            times = ", ".join(f"{f} ({embeddings.time_s[f]:.2f}s)" for f in frames)
+            print(f"{stem}: label next: {times}")
+    return 0
