@@ -20,24 +20,33 @@ from .support import diverse_start, most_uncertain
 class VideoLabeler:
     def __init__(self, checkpoint: Checkpoint | str | Path | None = None, encoder: FaceEncoder | None = None,
                  encoder_weights: str | Path | None = None, cache_dir: str | Path | None = None,
-                 device: str = "cpu", batch_size: int = 16, threads: int = 0):
+                 device: str = "cpu", batch_size: int = 16, threads: int = 0, pipeline: FacePipeline | None = None):
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-        encoder_name = self.checkpoint.encoder["name"]
         if encoder is None:
             kwargs = {"weights": encoder_weights} if encoder_weights is not None else {}
-            encoder = create_encoder(encoder_name, device=device, **kwargs)
-        if self.checkpoint.encoder.get("weights_in_checkpoint"):
-            encoder_state = {k[len("encoder."):]: v for k, v in self.checkpoint.state.items()
-                             if k.startswith("encoder.")}
-            encoder.load_state_dict(encoder_state, strict=True)
-            encoder.weights_id = f"{self.checkpoint.name}"
+            encoder = create_encoder(self.checkpoint.encoder["name"], device=device, **kwargs)
+            if self.checkpoint.encoder.get("weights_in_checkpoint"):
+                encoder.load_state_dict({k[len("encoder."):]: v for k, v in self.checkpoint.state.items()
+                                         if k.startswith("encoder.")}, strict=True)
+                encoder.weights_id = self.checkpoint.name
         self.checkpoint.check_encoder(encoder)
         self.encoder = encoder.eval()
-        pipeline = PipelineConfig.from_dict(self.checkpoint.pipeline)
-        self.pipeline = FacePipeline(replace(pipeline, detector=replace(pipeline.detector, threads=threads)))
+        if pipeline is None:
+            config = PipelineConfig.from_dict(self.checkpoint.pipeline)
+            pipeline = FacePipeline(replace(config, detector=replace(config.detector, threads=threads)))
+        self.pipeline = pipeline
         self.embedder = VideoEmbedder(self.pipeline, self.encoder, EmbeddingCache(cache_dir), batch_size)
+        self.device = device
         self.labeler = FewShotLabeler(self.checkpoint.labeler, self.checkpoint.build_heads(device),
                                       self.checkpoint.heads_trained, self.checkpoint.build_sl_head(device), device)
+
+    def with_checkpoint(self, checkpoint: Checkpoint | str | Path) -> VideoLabeler:
+        """Another checkpoint, sharing this one's encoder and face pipeline when it can (no reload)."""
+        checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        shared = not checkpoint.encoder.get("weights_in_checkpoint") and checkpoint.pipeline == self.checkpoint.pipeline
+        return VideoLabeler(checkpoint, encoder=self.encoder if shared else None,
+                            pipeline=self.pipeline if shared else None, cache_dir=self.embedder.cache.root,
+                            device=self.device, batch_size=self.embedder.batch_size)
 
     @property
     def model_version(self) -> str:

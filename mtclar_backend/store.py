@@ -1,0 +1,231 @@
+"""Anchors, tasks and per-project state that survive restarts: SQLite by default, Redis when configured.
+
+A *video key* names what anchors belong to: ``task:<id>`` in video mode (one task per video),
+``video:<video_id>`` in frame mode (frame tasks grouped by video). Anchors are kept per annotation, so
+an updated or deleted annotation replaces or removes exactly its own frames; where several annotations
+label one frame, the anchor is their mean. Every change bumps the project's revision, which is part of
+the model version Label Studio sees (it only re-asks for predictions of a new version).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+Anchors = dict[int, tuple[float, float]]
+
+
+def merge(per_annotation: list[Anchors]) -> Anchors:
+    sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for anchors in per_annotation:
+        for frame, (v, a) in anchors.items():
+            total = sums[int(frame)]
+            total[0] += v
+            total[1] += a
+            total[2] += 1
+    return {f: (s[0] / s[2], s[1] / s[2]) for f, s in sorted(sums.items())}
+
+
+def _encode(anchors: Anchors) -> str:
+    return json.dumps({str(f): [v, a] for f, (v, a) in sorted(anchors.items())})
+
+
+def _decode(text: str) -> Anchors:
+    return {int(f): (float(va[0]), float(va[1])) for f, va in json.loads(text).items()}
+
+
+class Store(Protocol):
+    def set_annotation(self, project: int, annotation_id: int, video_key: str, anchors: Anchors) -> bool: ...
+    def delete_annotation(self, project: int, annotation_id: int) -> str | None: ...
+    def anchors(self, project: int, video_key: str) -> Anchors: ...
+    def video_keys(self, project: int) -> list[str]: ...
+    def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None: ...
+    def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]: ...
+    def revision(self, project: int) -> int: ...
+    def get_state(self, project: int, key: str) -> dict | None: ...
+    def set_state(self, project: int, key: str, value: dict) -> None: ...
+    def counts(self) -> dict: ...
+
+
+class SQLiteStore:
+    """One file, safe across threads and gunicorn workers (WAL, a connection per operation)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._db() as db:
+            db.executescript("""
+                PRAGMA journal_mode=WAL;
+                CREATE TABLE IF NOT EXISTS annotations (
+                    project INTEGER, annotation_id INTEGER, video_key TEXT, anchors TEXT,
+                    PRIMARY KEY (project, annotation_id));
+                CREATE INDEX IF NOT EXISTS annotations_video ON annotations (project, video_key);
+                CREATE TABLE IF NOT EXISTS tasks (
+                    project INTEGER, task_id INTEGER, video_key TEXT, frame INTEGER, data TEXT,
+                    PRIMARY KEY (project, task_id));
+                CREATE TABLE IF NOT EXISTS revisions (project INTEGER PRIMARY KEY, revision INTEGER);
+                CREATE TABLE IF NOT EXISTS state (project INTEGER, key TEXT, value TEXT, PRIMARY KEY (project, key));
+            """)
+
+    @contextmanager
+    def _db(self):
+        with self._lock:
+            db = sqlite3.connect(self.path, timeout=30)
+            try:
+                with db:
+                    yield db
+            finally:
+                db.close()
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, project: int) -> None:
+        db.execute("INSERT INTO revisions VALUES (?, 1) ON CONFLICT(project) DO UPDATE SET revision = revision + 1",
+                   (project,))
+
+    def set_annotation(self, project: int, annotation_id: int, video_key: str, anchors: Anchors) -> bool:
+        encoded = _encode(anchors)
+        with self._db() as db:
+            row = db.execute("SELECT video_key, anchors FROM annotations WHERE project=? AND annotation_id=?",
+                             (project, annotation_id)).fetchone()
+            if row == (video_key, encoded):
+                return False
+            db.execute("INSERT OR REPLACE INTO annotations VALUES (?, ?, ?, ?)",
+                       (project, annotation_id, video_key, encoded))
+            self._bump(db, project)
+            return True
+
+    def delete_annotation(self, project: int, annotation_id: int) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT video_key FROM annotations WHERE project=? AND annotation_id=?",
+                             (project, annotation_id)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM annotations WHERE project=? AND annotation_id=?", (project, annotation_id))
+            self._bump(db, project)
+            return row[0]
+
+    def anchors(self, project: int, video_key: str) -> Anchors:
+        with self._db() as db:
+            rows = db.execute("SELECT anchors FROM annotations WHERE project=? AND video_key=?",
+                              (project, video_key)).fetchall()
+        return merge([_decode(r[0]) for r in rows])
+
+    def video_keys(self, project: int) -> list[str]:
+        with self._db() as db:
+            rows = db.execute("SELECT DISTINCT video_key FROM annotations WHERE project=? ORDER BY video_key",
+                              (project,)).fetchall()
+        return [r[0] for r in rows]
+
+    def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)",
+                       (project, task_id, video_key, frame, json.dumps(data)))
+
+    def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]:
+        with self._db() as db:
+            rows = db.execute("SELECT task_id, frame, data FROM tasks WHERE project=? AND video_key=? ORDER BY frame",
+                              (project, video_key)).fetchall()
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    def revision(self, project: int) -> int:
+        with self._db() as db:
+            row = db.execute("SELECT revision FROM revisions WHERE project=?", (project,)).fetchone()
+        return row[0] if row else 0
+
+    def get_state(self, project: int, key: str) -> dict | None:
+        with self._db() as db:
+            row = db.execute("SELECT value FROM state WHERE project=? AND key=?", (project, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_state(self, project: int, key: str, value: dict) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?)", (project, key, json.dumps(value)))
+
+    def counts(self) -> dict:
+        with self._db() as db:
+            annotations = db.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
+            projects = db.execute("SELECT COUNT(DISTINCT project) FROM annotations").fetchone()[0]
+        return {"backend": "sqlite", "projects": projects, "annotations": annotations}
+
+
+class RedisStore:
+    """The same store on Redis, for several backend machines or RQ workers sharing one state."""
+
+    def __init__(self, url: str, prefix: str = "mtclar"):
+        import redis
+
+        self.redis = redis.Redis.from_url(url, decode_responses=True)
+        self.redis.ping()
+        self.prefix = prefix
+
+    def _key(self, project: int, *parts: object) -> str:
+        return ":".join([self.prefix, str(project), *map(str, parts)])
+
+    def set_annotation(self, project: int, annotation_id: int, video_key: str, anchors: Anchors) -> bool:
+        entry = json.dumps({"video_key": video_key, "anchors": _encode(anchors)})
+        key = self._key(project, "annotations")
+        if self.redis.hget(key, annotation_id) == entry:
+            return False
+        old = self.redis.hget(key, annotation_id)
+        pipe = self.redis.pipeline()
+        if old is not None:
+            pipe.srem(self._key(project, "video", json.loads(old)["video_key"]), annotation_id)
+        pipe.hset(key, annotation_id, entry)
+        pipe.sadd(self._key(project, "video", video_key), annotation_id)
+        pipe.sadd(self._key(project, "videos"), video_key)
+        pipe.incr(self._key(project, "revision"))
+        pipe.execute()
+        return True
+
+    def delete_annotation(self, project: int, annotation_id: int) -> str | None:
+        key = self._key(project, "annotations")
+        old = self.redis.hget(key, annotation_id)
+        if old is None:
+            return None
+        video_key = json.loads(old)["video_key"]
+        pipe = self.redis.pipeline()
+        pipe.hdel(key, annotation_id)
+        pipe.srem(self._key(project, "video", video_key), annotation_id)
+        pipe.incr(self._key(project, "revision"))
+        pipe.execute()
+        return video_key
+
+    def anchors(self, project: int, video_key: str) -> Anchors:
+        ids = sorted(self.redis.smembers(self._key(project, "video", video_key)))
+        entries = self.redis.hmget(self._key(project, "annotations"), ids) if ids else []
+        return merge([_decode(json.loads(e)["anchors"]) for e in entries if e])
+
+    def video_keys(self, project: int) -> list[str]:
+        keys = self.redis.smembers(self._key(project, "videos"))
+        return sorted(k for k in keys if self.redis.scard(self._key(project, "video", k)))
+
+    def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None:
+        entry = json.dumps({"task_id": task_id, "frame": frame, "data": data})
+        self.redis.hset(self._key(project, "tasks", video_key), task_id, entry)
+
+    def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]:
+        entries = [json.loads(e) for e in self.redis.hvals(self._key(project, "tasks", video_key))]
+        return sorted(((e["task_id"], e["frame"], e["data"]) for e in entries), key=lambda t: (t[1], t[0]))
+
+    def revision(self, project: int) -> int:
+        return int(self.redis.get(self._key(project, "revision")) or 0)
+
+    def get_state(self, project: int, key: str) -> dict | None:
+        raw = self.redis.get(self._key(project, "state", key))
+        return json.loads(raw) if raw else None
+
+    def set_state(self, project: int, key: str, value: dict) -> None:
+        self.redis.set(self._key(project, "state", key), json.dumps(value))
+
+    def counts(self) -> dict:
+        return {"backend": "redis"}
+
+
+def open_store(model_dir: Path, redis_url: str | None) -> Store:
+    return RedisStore(redis_url) if redis_url else SQLiteStore(Path(model_dir) / "anchors.sqlite3")
