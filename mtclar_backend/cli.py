@@ -9,7 +9,7 @@ import sys
 
 from model.errors import MtclarError
 
-COMMANDS = ("serve", "import", "label", "evaluate", "train", "train-sl", "finetune")
+COMMANDS = ("serve", "worker", "import", "label", "evaluate", "train", "train-sl", "finetune")
 
 
 def build_parser() -> argparse.ArgumentParser:

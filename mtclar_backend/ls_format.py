@@ -36,13 +36,13 @@ class NumberSpec:
 
     def from_model(self, value: float) -> float:
         """[-1, 1] -> this tag's scale, on its step grid, inside min/max."""
-        x = self.min + (value + 1) / 2 * (self.max - self.min)
+        x = (value * (self.max - self.min) + (self.max + self.min)) / 2
         x = self.min + round((x - self.min) / self.step) * self.step
         x = min(max(x, self.min), self.max)
         return round(x, self.decimals)
 
     def to_model(self, value: float) -> float:
-        return 2 * (float(value) - self.min) / (self.max - self.min) - 1
+        return (2 * float(value) - (self.max + self.min)) / (self.max - self.min)
 
     def check(self, value: float) -> str | None:
         if not (isinstance(value, int | float) and math.isfinite(value)):
