@@ -118,7 +118,7 @@ def test_video_predictions_follow_the_anchors_of_the_task(client):
     assert numbers[("human-1", "arousal")] == {"ranges": [{"start": 400, "end": 402}], "number": 0.5}
     # predicted segments cover every other frame (a face on every frame of this clip), and no more
     covered = np.zeros(473, dtype=int)
-    for (rid, name), value in numbers.items():
+    for (_, name), value in numbers.items():
         if name == "valence":
             for span in value["ranges"]:
                 covered[span["start"]:span["end"] + 1] += 1
@@ -243,7 +243,8 @@ def test_anchors_and_version_survive_a_restart(tmp_path, embedding_cache, shared
             "annotation": ANNOTATION}
     version = client.post("/webhook", json=hook).get_json()["model_version"]
     restarted, _ = make_client(tmp_path, embedding_cache, shared_dir)
-    assert restarted.post("/setup", json={"project": "2.1", "schema": VIDEO_CONFIG}).get_json()["model_version"] == version
+    setup = restarted.post("/setup", json={"project": "2.1", "schema": VIDEO_CONFIG}).get_json()
+    assert setup["model_version"] == version
     prediction = predict(restarted, [WOLFGANG], project="2.1").get_json()["results"][0]
     assert prediction["model_version"] == version and prediction["result"]
 
