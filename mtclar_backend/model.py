@@ -29,7 +29,9 @@ from .segments import merge_segments
 log = logging.getLogger(__name__)
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
+BACKFILL_EVERY_S = 600.0  # Label Studio calls /setup often; the API walk runs at most this often per project
 _backfilling: set[int] = set()
+_backfilled_at: dict[int, float] = {}
 _backfill_lock = threading.Lock()
 
 
@@ -81,9 +83,11 @@ class MTCLARModel:
         if api is None or project is None or setup is None:
             return
         with _backfill_lock:
-            if project in _backfilling:
+            recent = time.monotonic() - _backfilled_at.get(project, -BACKFILL_EVERY_S) < BACKFILL_EVERY_S
+            if project in _backfilling or recent:
                 return
             _backfilling.add(project)
+            _backfilled_at[project] = time.monotonic()
 
         def run() -> None:
             try:

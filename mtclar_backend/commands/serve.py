@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", args.http_threads)
             self.cfg.set("timeout", 600)  # a first predict on a long video embeds every frame
+            self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", "-")
 
         def load(self):
