@@ -100,8 +100,14 @@ class Checkpoint:
         if expected.get("name") != encoder.name:
             raise CheckpointError(f"checkpoint {self.name!r} was trained with encoder {expected.get('name')!r}, "
                                   f"not {encoder.name!r}: use --encoder {expected.get('name')} or another checkpoint")
-        mismatched = [k for k in ("input_size", "embed_dim", "mean", "std", "expression_classes")
-                      if k in expected and expected[k] != encoder.config.to_dict()[k]]
+        actual = encoder.config.to_dict()
+
+        def same(a, b) -> bool:
+            return list(a) == list(b) if isinstance(a, list | tuple) and isinstance(b, list | tuple) else a == b
+
+        mismatched = [f"{k} (checkpoint {expected[k]}, encoder {actual[k]})"
+                      for k in ("input_size", "embed_dim", "mean", "std", "expression_classes")
+                      if k in expected and not same(expected[k], actual[k])]
         if mismatched:
             raise CheckpointError(f"checkpoint {self.name!r}: encoder {encoder.name} preprocessing differs in "
                                   f"{', '.join(mismatched)}")
@@ -115,6 +121,9 @@ class Checkpoint:
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is read by other accounts (servers)
         try:
             (staging / CONFIG_FILE).write_text(json.dumps(self.to_config(), indent=2) + "\n")
             if self.state:
@@ -122,7 +131,7 @@ class Checkpoint:
                 save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"name": self.name})
             old = None
             if directory.exists():
-                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+                old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old-"))
                 os.replace(directory, old)
             os.replace(staging, directory)
             if old is not None:

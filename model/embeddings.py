@@ -168,6 +168,8 @@ class VideoEmbedder:
             bar.update(len(batch.indices))
             if on_progress is not None:
                 on_progress(done, max(expected, done))
+        bar.total = done  # containers may declare more frames than decode
+        bar.refresh()
         bar.close()
         n = int(max(p[0].max() for p in parts)) + 1 if parts else 0
         rows = {

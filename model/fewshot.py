@@ -17,7 +17,7 @@ import torch
 from .baselines import hold_last_anchor, linear_interpolation
 from .circumplex import expected_va
 from .config_io import from_dict
-from .errors import AnchorError
+from .errors import AnchorError, CheckpointError
 from .siamese import PairHeads, SupervisedHead
 
 METHODS = ("auto", "mtclar", "kernel", "sl", "interpolation", "hold-last")
@@ -99,6 +99,8 @@ def check_anchors(anchors: Anchors, n_rows: int, where: str = "") -> tuple[np.nd
     """Anchors -> sorted frames (A,) and values (A, 2); errors name the frame."""
     frames, values = [], []
     for frame, value in sorted(anchors.items()):
+        if int(frame) != frame:
+            raise AnchorError(f"{where}anchor frame {frame!r} is not a whole number")
         if not 0 <= int(frame) < n_rows:
             raise AnchorError(f"{where}anchor frame {frame} is outside the video (0..{n_rows - 1})")
         v, a = (float(x) for x in value)
@@ -138,7 +140,9 @@ class FewShotLabeler:
 
     def label(self, frames: FrameFeatures, anchors: Anchors, method: str | None = None,
               strategy: str | None = None) -> FrameLabels:
-        method = method or self.method
+        method = self.method if method in (None, "", "auto") else method
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         strategy = strategy or self.config.strategy
         n = frames.n
         anchor_rows, anchor_values = check_anchors(anchors, n)
@@ -183,8 +187,9 @@ class FewShotLabeler:
         similarity = eq @ ea.T  # (Q, A)
         dt = frames.time_s[query][:, None] - frames.time_s[anchor_rows][None, :]  # (Q, A), > 0: anchor before
         if method == "mtclar":
-            if self.heads is None:
-                raise ValueError("method 'mtclar' needs trained MT-CLAR heads (a checkpoint with them)")
+            if self.heads is None or not self.heads_trained:
+                raise CheckpointError("method 'mtclar' needs MT-CLAR heads trained on V/A, and this checkpoint has "
+                                      "none: fine-tune first (mtclar finetune, or Train in Label Studio) or use kernel")
             estimates = anchor_values[None] + self._deltas(frames.embeddings[query], frames.embeddings[anchor_rows])
         elif method == "kernel":
             estimates = np.repeat(anchor_values[None], len(query), axis=0)
@@ -247,7 +252,8 @@ class FewShotLabeler:
     @torch.inference_mode()
     def _predict_sl(self, frames: FrameFeatures, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         if self.sl_head is None or self.sl_head.va is None:
-            raise ValueError("method 'sl' needs an MT-CLAR+SL head trained on V/A")
+            raise CheckpointError("method 'sl' needs an MT-CLAR+SL head trained on V/A (mtclar train-sl), and this "
+                                  "checkpoint has none")
         out = self.sl_head(torch.as_tensor(frames.embeddings[query], dtype=torch.float32, device=self.device))
         values = torch.stack([out["valence"], out["arousal"]], dim=1).cpu().numpy().astype(np.float64)
         # no anchors: nothing to measure spread against, so the score only says "single-image guess"

@@ -49,7 +49,7 @@ def most_uncertain(uncertainty: np.ndarray, candidates: np.ndarray, chosen: np.n
     order = candidates[np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")]
     order = order[np.isfinite(uncertainty[order])]
     gap = min_gap_s
-    while len(picked) < k and gap >= 1e-6:
+    while len(picked) < k:
         for row in order:
             if len(picked) == k:
                 break
@@ -59,6 +59,8 @@ def most_uncertain(uncertainty: np.ndarray, candidates: np.ndarray, chosen: np.n
                 continue
             picked.append(int(row))
             taken.append(int(row))
+        if gap < 1e-6:  # a pass with (almost) no gap has run: nothing more can be picked
+            break
         gap /= 2
     return np.array(sorted(picked), dtype=int)
 
@@ -66,8 +68,8 @@ def most_uncertain(uncertainty: np.ndarray, candidates: np.ndarray, chosen: np.n
 def diverse_start(embeddings: np.ndarray, candidates: np.ndarray, k: int, time_s: np.ndarray) -> np.ndarray:
     """With no labels yet: k-centre greedy in embedding space (plus time), starting at the medoid-like frame."""
     candidates = np.asarray(candidates)
-    if len(candidates) == 0:
-        return candidates
+    if len(candidates) == 0 or k < 1:
+        return candidates[:0]
     e = embeddings[candidates]
     e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
     t = time_s[candidates]
@@ -90,6 +92,8 @@ def suggest(k: int, candidates: np.ndarray, time_s: np.ndarray, embeddings: np.n
     ``uncertainty_of(anchor_rows)`` returns per-row uncertainty given those anchors (the labeller's own
     score: no ground truth is looked at).
     """
+    if k < 1:
+        return np.zeros(0, dtype=int)
     chosen = np.asarray(start if start is not None else diverse_start(embeddings, candidates, 1, time_s), dtype=int)
     while len(chosen) < min(k, len(candidates)):
         nxt = most_uncertain(uncertainty_of(chosen), candidates, chosen, 1, time_s, min_gap_s)

@@ -82,7 +82,11 @@ def choose_support(case: VideoCase, spec: str, labeler: VideoLabeler, seed: int 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     def ranks(v: np.ndarray) -> np.ndarray:
-        return np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float)
+        # ties share their average rank (a constant input has no defined correlation)
+        _, inverse, counts = np.unique(np.asarray(v, dtype=np.float64), return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()
+        starts = np.cumsum(counts) - counts
+        return (starts + (counts - 1) / 2)[inverse]
 
     return pcc(ranks(x), ranks(y)) if len(x) > 2 else float("nan")
 

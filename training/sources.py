@@ -90,6 +90,8 @@ def read_afewva(root: str | Path) -> list[LabelledVideo]:
         try:
             data = json.loads(annotation.read_text())
             frames = data["frames"]
+            if not isinstance(frames, dict):
+                raise TypeError(f"frames is a {type(frames).__name__}, not an object")
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise DataError(f"{annotation}: not an AFEW-VA annotation ({error})") from error
         files = list_frame_images(folder)
@@ -98,6 +100,8 @@ def read_afewva(root: str | Path) -> list[LabelledVideo]:
             where = f"{annotation} frame {key}"
             if not key.isdigit():
                 raise DataError(f"{where}: frame names must be numbers")
+            if not isinstance(value, dict):
+                raise DataError(f"{where}: expected an object with valence and arousal, got {value!r}")
             v = _va(_number({"valence": str(value.get("valence", ""))}, "valence", where) / 10, "valence/10", where)
             a = _va(_number({"arousal": str(value.get("arousal", ""))}, "arousal", where) / 10, "arousal/10", where)
             if int(key) not in files:
@@ -168,6 +172,10 @@ def read_manifest(csv_path: str | Path, search: list[Path] | None = None, fps: f
                     raise DataError(f"{where}: video {name!r} not found as <dir>/{name}.mp4 (or .mov, ...) or "
                                     f"<dir>/{name}/ frame images in: {', '.join(map(str, search))}")
                 videos[name] = LabelledVideo(name, file, frames, None if file else fps)
+            if math.isnan(v) != math.isnan(a):
+                raise DataError(f"{where}: valence and arousal go together (one of them is empty)")
+            if int(frame) in videos[name].labels or int(frame) in videos[name].expressions:
+                raise DataError(f"{where}: frame {int(frame)} of {name} is listed twice")
             if not (math.isnan(v) or math.isnan(a)):
                 videos[name].labels[int(frame)] = (v, a)
             if expression >= 0:

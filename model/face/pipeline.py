@@ -26,7 +26,9 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PipelineConfig:
-        align = {k: v for k, v in data.get("align", {}).items() if k != "template"}
+        align = dict(data.get("align", {}))
+        if align.pop("template", "arcface5") != "arcface5":
+            raise ValueError(f"pipeline.align: unknown template {data['align']['template']!r}; known: arcface5")
         return cls(from_dict(DetectorConfig, data.get("detector"), "pipeline.detector"),
                    from_dict(TrackerConfig, data.get("tracker"), "pipeline.tracker"),
                    from_dict(AlignConfig, align, "pipeline.align"))

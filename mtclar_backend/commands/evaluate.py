@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def add_parser(sub) -> None:
                         help="AFEW-VA folder, or CSV manifest video,frame,valence,arousal with the videos beside it")
     parser.add_argument("--videos", type=Path, action="append", default=[],
                         help="more folders to look for the manifest's videos in (repeatable)")
-    parser.add_argument("--support", nargs="+", default=["every:20"],
+    parser.add_argument("--support", nargs="+", default=["every:20"], type=_support_spec,
                         help="support sets: every:N first:K random:K suggest:K (several allowed)")
     parser.add_argument("--strategy", choices=STRATEGIES, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -31,9 +32,25 @@ def add_parser(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    for spec in args.support:
+def _support_spec(spec: str) -> str:
+    try:
         parse_support(spec)  # fail before any work
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return spec
+
+
+def _strict_json(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
     videos = load_labelled_videos(args.data, args.videos)
     labeler = make_labeler(args)
     cases = [embed_case(labeler, video, show_progress=True) for video in videos]
@@ -45,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.data}: {len(cases)} videos, {result['labelled_frames']} labelled frames; model "
           f"{labeler.model_version} (method {labeler.labeler.method})")
     print(format_table(rows))
-    print(json.dumps(result, allow_nan=True))
+    result = _strict_json(result)  # NaN (e.g. PCC of constant labels) -> null
+    print(json.dumps(result, allow_nan=False))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        args.json.write_text(json.dumps(result, indent=1, allow_nan=False))
     return 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from model.errors import AnchorError
-from model.fewshot import STRATEGIES
+from model.fewshot import METHODS, STRATEGIES
 from model.video import probe_video
 from training.sources import check_anchor_rows, read_anchor_csv
 
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--strategy", choices=STRATEGIES, default=None,
                         help="how per-anchor estimates combine (default: the checkpoint's)")
-    parser.add_argument("--method", default=None,
+    parser.add_argument("--method", default=None, choices=[m for m in METHODS if m != "auto"],
                         help="mtclar | kernel | interpolation | hold-last | sl (default: the checkpoint's)")
     parser.add_argument("--suggest", type=int, default=0, metavar="K", help="print the K frames to label next")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     infos = {stem: probe_video(path) for stem, path in stems.items()}  # checks every file before any work
     check_anchor_rows(args.anchors, rows, {stem: info.n_frames for stem, info in infos.items()})
     labeler = make_labeler(args)
-    if not labeler.labeler.sl_head:
+    if labeler.labeler.sl_head is None:
         missing = [stem for stem in stems if stem not in rows]
         if missing:
             raise AnchorError(f"{args.anchors}: no anchors for {', '.join(missing)}; label at least one frame of "
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{stem}: {embeddings.n_frames} frames -> {args.out / stem}.csv/.json"
               f"{'' if args.no_plot else '/.png'} ({counts['anchor']} anchors, {counts['predicted']} predicted, "
               f"{counts['no_face']} without a face)")
-        if counts["no_face"] == embeddings.n_frames:
+        if not embeddings.has_face.any():
             print(f"{stem}: no face was found in any frame: nothing to predict", file=sys.stderr)
         if args.suggest:
             frames = labeler.suggest(embeddings, anchors, args.suggest)
