@@ -22,6 +22,8 @@ ENV = {
     "media_hosts": "MTCLAR_MEDIA_HOSTS",
     "train_every": "MTCLAR_TRAIN_EVERY",
     "segment_tolerance": "MTCLAR_SEGMENT_TOLERANCE",
+    "finetune_min_improvement": "MTCLAR_FINETUNE_MIN_IMPROVEMENT",
+    "segments_per_second": "MTCLAR_SEGMENTS_PER_SECOND",
 }
 
 
@@ -42,6 +44,11 @@ class BackendConfig:
     media_hosts: tuple[str, ...] = ()  # extra hosts (besides Label Studio's) media may be fetched from
     train_every: int = 0  # start a fine-tune after this many new annotations (0: only on request)
     segment_tolerance: float = 0.05  # max |value - segment value| when merging frames into segments
+    segments_per_second: float = 1.0  # at most this many predicted segments per second of video (the
+    # tolerance grows, up to 0.2, until they fit): one timeline row each in the editor
+    # a fine-tuned model replaces the serving one when its leave-one-anchor-out error (mean of V and A RMSE)
+    # is lower by at least this much; a negative value accepts any fine-tune (e.g. to exercise the loop)
+    finetune_min_improvement: float = 0.005
     extra: dict = field(default_factory=dict)
 
     @property
@@ -64,7 +71,7 @@ class BackendConfig:
                 values[key] = Path(raw)
             elif key in ("threads", "train_every"):
                 values[key] = _int(name, raw)
-            elif key == "segment_tolerance":
+            elif key in ("segment_tolerance", "finetune_min_improvement", "segments_per_second"):
                 values[key] = float(raw)
             elif key == "media_roots":
                 values[key] = tuple(Path(p) for p in raw.split(os.pathsep) if p)

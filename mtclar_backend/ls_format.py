@@ -150,10 +150,20 @@ def usable_annotations(task: dict) -> list[dict]:
     return [a for a in task.get("annotations") or [] if not a.get("was_cancelled") and a.get("result")]
 
 
+def human_items(result: list[dict]) -> list[dict]:
+    """Result items a person made or changed: a prediction accepted unchanged (``origin: prediction``) is the
+    model's own output, and feeding it back as an anchor would only confirm the model."""
+    by_region: dict[str, list[dict]] = {}
+    for item in result:
+        by_region.setdefault(str(item.get("id")), []).append(item)
+    return [item for items in by_region.values() if any(i.get("origin", "manual") != "prediction" for i in items)
+            for item in items]
+
+
 def video_anchors(setup: LabelSetup, result: list[dict], n_frames: int | None = None) -> dict[int, tuple[float, float]]:
     """Timeline regions with both numbers -> {0-based frame: (valence, arousal)} on the model's scale."""
     regions: dict[str, dict] = {}
-    for item in result:
+    for item in human_items(result):
         rid = item.get("id")
         value = item.get("value") or {}
         if item.get("from_name") == setup.timeline and item.get("type") == "timelinelabels":
@@ -181,7 +191,7 @@ def video_anchors(setup: LabelSetup, result: list[dict], n_frames: int | None = 
 
 def frame_values(setup: LabelSetup, result: list[dict]) -> tuple[float, float] | None:
     values = {}
-    for item in result:
+    for item in human_items(result):
         value = item.get("value") or {}
         if item.get("type") == "number" and "number" in value:
             values[item.get("from_name")] = value["number"]

@@ -24,7 +24,7 @@ from .ls_format import (
 )
 from .project_data import assemble_frames, frame_number, project_setup, task_fps, video_key
 from .runtime import Runtime
-from .segments import merge_segments
+from .segments import merge_segments, merge_within_budget
 
 log = logging.getLogger(__name__)
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
@@ -182,8 +182,10 @@ class MTCLARModel:
         labeler = self.runtime.labeler(self.project_id)
         labels = labeler.label(video, anchors)
         predicted = np.flatnonzero(labels.source == "predicted")
-        segments = merge_segments(predicted, labels.values[predicted], labels.score[predicted],
-                                  self.runtime.config.segment_tolerance)
+        config = self.runtime.config
+        budget = max(10, round(video.n_frames / video.info.fps * config.segments_per_second))
+        segments, _ = merge_within_budget(predicted, labels.values[predicted], labels.score[predicted],
+                                          config.segment_tolerance, budget)
         anchor_frames = np.array(sorted(anchors), dtype=int)
         human = merge_segments(anchor_frames, np.array([anchors[f] for f in anchor_frames]),
                                np.ones(len(anchor_frames)), tolerance=0.0)

@@ -94,7 +94,7 @@ class Runtime:
     # -- fine-tuning ----------------------------------------------------------------------------------
 
     def finetune(self, project: int, progress) -> dict:
-        from training.finetune import ProjectVideo, finetune_project
+        from training.finetune import FinetuneConfig, ProjectVideo, finetune_project
 
         from .project_data import project_videos
 
@@ -104,10 +104,9 @@ class Runtime:
         if not videos:
             raise AnchorError(f"project {project} has no anchors on frames with a face yet")
         serving = self.labeler(project)
-        result = finetune_project(serving.checkpoint, videos, serving.expression_classes,
-                                  on_progress=lambda message, f: progress(message, 0.1 + 0.85 * f),
-                                  new_name=f"{serving.checkpoint.name.split('.p')[0]}.p{project}-"
-                                           f"{int(time.time())}")
+        config = FinetuneConfig(min_improvement=self.config.finetune_min_improvement)
+        result = finetune_project(serving.checkpoint, videos, serving.expression_classes, config,
+                                  on_progress=lambda message, f: progress(message, 0.1 + 0.85 * f))
         outcome = {"kept_new": result.kept_new, "before": result.before, "after": result.after,
                    "seconds": round(result.seconds, 2), "anchors": sum(len(v.anchors) for v in videos),
                    "videos": len(videos)}

@@ -59,3 +59,17 @@ def expand_segments(segments: list[Segment], n_frames: int) -> np.ndarray:
     for s in segments:
         curve[s.start:s.end + 1] = (s.valence, s.arousal)
     return curve
+
+
+def merge_within_budget(frames: np.ndarray, values: np.ndarray, scores: np.ndarray, tolerance: float,
+                        max_segments: int, max_tolerance: float = 0.2) -> tuple[list[Segment], float]:
+    """``merge_segments`` at the smallest tolerance (``tolerance``, x1.5 per step, up to ``max_tolerance``) that
+    gives at most ``max_segments`` segments: a timeline row per segment must stay readable and quick to submit.
+
+    Returns the segments and the tolerance used (the bound on every frame's error).
+    """
+    while True:
+        segments = merge_segments(frames, values, scores, tolerance)
+        if len(segments) <= max_segments or tolerance >= max_tolerance:
+            return segments, tolerance
+        tolerance = min(tolerance * 1.5, max_tolerance)

@@ -106,5 +106,18 @@ def test_frame_values_and_prediction():
     setup = parse_label_config(FRAME)
     result = frame_prediction(setup, 0.31, -0.77, 0.9, "m")["result"]
     assert [r["value"]["number"] for r in result] == [3, -8]
+    result = [{**r, "origin": "manual"} for r in result]
     assert frame_values(setup, result) == (pytest.approx(0.3), pytest.approx(-0.8))
     assert frame_values(setup, result[:1]) is None
+
+
+def test_predictions_accepted_unchanged_are_not_anchors():
+    setup = parse_label_config(VIDEO)
+    accepted = [{**item, "origin": "prediction"} for item in region("p", 1, 3, 0.5, 0.5)]
+    changed = [{**item, "origin": "prediction-changed"} for item in region("q", 5, 5, 0.1, 0.2)]
+    manual = region("m", 8, 8, -0.3, 0.0)
+    assert video_anchors(setup, accepted + changed + manual) == {4: (0.1, 0.2), 7: (-0.3, 0.0)}
+    frame = parse_label_config(FRAME)
+    result = frame_prediction(frame, 0.3, 0.3, 1.0, "m")["result"]
+    assert frame_values(frame, result) is None  # origin "prediction": the model's own values
+    assert frame_values(frame, [{**r, "origin": "prediction-changed"} for r in result]) is not None

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mtclar_backend.segments import expand_segments, merge_segments
+from mtclar_backend.segments import expand_segments, merge_segments, merge_within_budget
 
 
 def test_constant_run_is_one_segment():
@@ -49,3 +49,17 @@ def test_max_length_and_edge_cases():
         merge_segments(np.array([2, 1]), np.zeros((2, 2)), np.ones(2), 0.1)
     with pytest.raises(ValueError, match="length"):
         merge_segments(np.arange(3), np.zeros((2, 2)), np.ones(3), 0.1)
+
+
+def test_budget_raises_the_tolerance_until_the_segments_fit():
+    rng = np.random.default_rng(1)
+    values = np.cumsum(rng.normal(0, 0.04, (400, 2)), axis=0).clip(-1, 1)
+    frames = np.arange(400)
+    free = merge_segments(frames, values, np.ones(400), 0.05)
+    segments, tolerance = merge_within_budget(frames, values, np.ones(400), 0.05, max_segments=len(free) // 3)
+    assert len(segments) <= len(free) // 3 and tolerance > 0.05
+    assert np.abs(expand_segments(segments, 400) - values).max() <= tolerance + 1e-12
+    same, kept = merge_within_budget(frames, values, np.ones(400), 0.05, max_segments=len(free))
+    assert kept == 0.05 and len(same) == len(free)
+    capped, top = merge_within_budget(frames, values, np.ones(400), 0.05, max_segments=1, max_tolerance=0.1)
+    assert top == 0.1 and len(capped) > 1  # the cap wins over the budget
