@@ -59,6 +59,27 @@ class BackendConfig:
     def media_cache(self) -> Path:
         return self.model_dir / "media"
 
+    def to_dict(self) -> dict:
+        """Plain JSON-able settings (for an RQ worker on another machine); secrets included, keep it private."""
+        out = {}
+        for key, value in self.__dict__.items():
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) for v in value]
+            out[key] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BackendConfig:
+        values = dict(data)
+        for key in ("model_dir", "cache_dir"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        values["media_roots"] = tuple(Path(p) for p in values.get("media_roots", ()))
+        values["media_hosts"] = tuple(values.get("media_hosts", ()))
+        return cls(**values)
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> BackendConfig:
         env = dict(os.environ if environ is None else environ)

@@ -53,13 +53,9 @@ class Runtime:
         self._labelers: dict[str, VideoLabeler] = {}
         self._lock = threading.Lock()
         self.jobs = TrainingJobs(self.store, self.finetune, config.redis_url, "mtclar_backend.worker.run_job",
-                                 (self._config_for_worker(),))
+                                 (config.to_dict(),))
         self.latencies: deque[tuple[str, int, float]] = deque(maxlen=200)  # (mode, frames/tasks, seconds)
         self.started = time.time()
-
-    def _config_for_worker(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.config.__dict__.items()
-                if k not in ("extra",) and not isinstance(v, tuple)}
 
     # -- models ---------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 from .config import BackendConfig
 
@@ -13,9 +13,8 @@ def run_job(project: int, config: dict) -> dict:
     """Executed by an RQ worker: the same fine-tune the thread runner does, against the shared store."""
     from .runtime import Runtime
 
-    key = repr(sorted(config.items()))
-    if key not in _runtimes:
-        fields = {k: Path(v) if k in ("model_dir", "cache_dir") and v else v for k, v in config.items()}
-        _runtimes[key] = Runtime(BackendConfig(**fields))
+    key = json.dumps(config, sort_keys=True)
+    if key not in _runtimes:  # a worker keeps its loaded model between jobs
+        _runtimes[key] = Runtime(BackendConfig.from_dict(config))
     runtime = _runtimes[key]
     return runtime.jobs.execute(project)  # type: ignore[attr-defined]
