@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from model.embeddings import VideoEmbeddings
-from model.errors import AnchorError, MediaError
+from model.errors import AnchorError
 from model.labeling import VideoLabeler
 
 from .config import BackendConfig
@@ -128,6 +128,3 @@ class Runtime:
                          "p95_s": round(float(np.percentile(values, 95)), 4), "max_s": round(float(values.max()), 4)}
         return out
 
-
-def media_error_for(task_id: int, error: Exception) -> MediaError:
-    return MediaError(f"task {task_id}: {error}")

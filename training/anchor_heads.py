@@ -1,0 +1,109 @@
+"""Anchor pairs and pair heads for the project fine-tune (see ``training.finetune``): the anchors with a
+face, their K folds, and heads trained on ordered anchor pairs of cached embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from model.errors import AnchorError
+from model.fewshot import check_anchors
+from model.siamese import HeadConfig, PairHeads
+
+from .losses import dynamic_mse_weight, mse_ccc_loss, similarity_loss
+
+if TYPE_CHECKING:
+    from .finetune import FinetuneConfig, ProjectVideo
+
+
+@dataclass
+class AnchorSample:
+    """One anchor with a face: its video (index), frame, label and the frames that may stand for it."""
+
+    video: int
+    frame: int
+    value: np.ndarray  # (2,)
+    rows: np.ndarray  # frames whose embedding may stand for this anchor (itself first)
+
+
+def collect_anchors(videos: list[ProjectVideo], jitter: int) -> list[AnchorSample]:
+    anchors = []
+    for v, video in enumerate(videos):
+        frames, values = check_anchors(video.anchors, video.embeddings.n_frames, f"{video.name}: ")
+        has_face = video.embeddings.has_face
+        taken = set(frames.tolist())
+        for frame, value in zip(frames, values, strict=True):
+            if not has_face[frame]:
+                continue
+            near = [f for f in range(frame - jitter, frame + jitter + 1)
+                    if f != frame and 0 <= f < len(has_face) and has_face[f] and f not in taken]
+            anchors.append(AnchorSample(v, int(frame), value, np.array([frame, *near], dtype=int)))
+    return anchors
+
+
+def make_folds(anchors: list[AnchorSample], k: int, seed: int) -> list[np.ndarray]:
+    """Anchor indices per fold: shuffled within each video, dealt round robin (continuing across videos)."""
+    rng = np.random.default_rng([seed, 11])
+    folds: list[list[int]] = [[] for _ in range(k)]
+    position = 0
+    for v in sorted({a.video for a in anchors}):
+        members = [i for i, a in enumerate(anchors) if a.video == v]
+        for i in rng.permutation(members):
+            folds[position % k].append(int(i))
+            position += 1
+    return [np.array(sorted(f), dtype=int) for f in folds]
+
+
+def train_heads(videos: list[ProjectVideo], anchors: list[AnchorSample], config: FinetuneConfig, embed_dim: int,
+                seed: int) -> PairHeads:
+    """Pair heads trained on ordered pairs of ``anchors`` (see the module doc). CPU, seconds."""
+    rows = sorted({(a.video, int(r)) for a in anchors for r in a.rows})
+    index = {key: i for i, key in enumerate(rows)}
+    table = torch.as_tensor(np.stack([videos[v].embeddings.embeddings[r] for v, r in rows]), dtype=torch.float32)
+    width = max(len(a.rows) for a in anchors)
+    candidates = torch.zeros((len(anchors), width), dtype=torch.long)
+    counts = torch.tensor([len(a.rows) for a in anchors], dtype=torch.long)
+    for i, a in enumerate(anchors):
+        candidates[i, :len(a.rows)] = torch.tensor([index[(a.video, int(r))] for r in a.rows])
+    values = torch.as_tensor(np.stack([a.value for a in anchors]), dtype=torch.float32)
+    video_of = torch.tensor([a.video for a in anchors])
+    first, second = torch.meshgrid(torch.arange(len(anchors)), torch.arange(len(anchors)), indexing="ij")
+    first, second = first.reshape(-1), second.reshape(-1)
+    keep = torch.ones_like(first, dtype=torch.bool)
+    if not config.self_pairs:
+        keep &= first != second
+    if not config.cross_video:
+        keep &= video_of[first] == video_of[second]
+    first, second = first[keep], second[keep]
+    if len(first) < 2:
+        raise AnchorError(f"only {len(first)} training pair(s) from {len(anchors)} anchors: label more frames")
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        heads = PairHeads(HeadConfig(embed_dim=embed_dim, fusion=config.fusion, hidden=tuple(config.hidden),
+                                     dropout=config.dropout))
+        optimizer = torch.optim.AdamW(heads.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        heads.train()
+        n_pairs = len(first)
+        for step in range(config.steps):
+            if n_pairs <= config.batch_size:
+                pick = torch.randperm(n_pairs)
+            else:
+                pick = torch.randint(0, n_pairs, (config.batch_size,))
+            i, j = first[pick], second[pick]
+            ri = candidates[i, (torch.rand(len(i)) * counts[i]).long()]
+            rj = candidates[j, (torch.rand(len(j)) * counts[j]).long()]
+            out = heads(table[ri], table[rj])
+            delta = values[i] - values[j]
+            similar = (delta.norm(dim=1) < config.va_threshold).long()
+            mse_weight = dynamic_mse_weight(step, config.steps) if config.loss == "mse+ccc" else 1.0
+            loss = (mse_ccc_loss(out["delta_valence"], delta[:, 0], mse_weight)
+                    + mse_ccc_loss(out["delta_arousal"], delta[:, 1], mse_weight)
+                    + config.similarity_weight * similarity_loss(out["similarity_logits"], similar))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return heads.eval()

@@ -1,0 +1,86 @@
+"""One process or many under torchrun: detection from the environment, device and thread choice, gathers.
+
+torchrun sets WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE (and the rendezvous address). Backend:
+NCCL on CUDA, gloo on CPU. Rank 0 writes every file; the others only compute.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def from_env() -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    return DistInfo(world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), local_world)
+
+
+def choose_device(name: str, info: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", info.local_rank if info.distributed else 0)
+    return device
+
+
+def setup(device_name: str = "auto", threads: int = 0) -> tuple[DistInfo, torch.device]:
+    """Join the process group when started by torchrun; set torch's CPU threads (0: cores / local processes)."""
+    info = from_env()
+    device = choose_device(device_name, info)
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // info.local_world_size))
+    if info.distributed and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=info.rank,
+                                world_size=info.world_size)
+    return info, device
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        dist.barrier()
+
+
+def gather(info: DistInfo, value: Any) -> list[Any]:
+    """Every rank's ``value`` (picklable), on every rank."""
+    if not info.distributed:
+        return [value]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, value)
+    return out
+
+
+def broadcast(info: DistInfo, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not info.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
