@@ -266,3 +266,28 @@ def test_frame_mode_with_uploaded_frames(label_studio, backend, api, tmp_path):
         values[frame] = {r["from_name"]: r["value"]["number"] for r in prediction["result"]}
     assert values[30] == {"valence": 0.65, "arousal": 0.4}  # an anchor predicts itself
     assert values[3]["valence"] < values[27]["valence"]  # neutral start, smiling later
+
+
+def test_import_command(label_studio, backend, capsys):
+    """`mtclar import` in one line: a project, video tasks served in place, the backend connected."""
+    from mtclar_backend.cli import main
+
+    server, client = label_studio
+    folder = server.document_root / "import-cli"
+    folder.mkdir(exist_ok=True)
+    for name in ("single_face.mp4", "no_face.mp4"):
+        shutil.copy2(SHARED_VIDEOS / name, folder)
+    code = main(["import", "--ls-url", server.url, "--api-key", server.token, "--create", "cli import",
+                 "--mode", "video", str(folder), "--document-root", str(server.document_root),
+                 "--ml-url", backend.url])
+    assert code == 0
+    out = capsys.readouterr().out
+    project = int(out.split("created project ")[1].split()[0])
+    tasks = client.list_tasks(project)
+    assert sorted(t["data"]["video"] for t in tasks) == ["/data/local-files/?d=import-cli/no_face.mp4",
+                                                         "/data/local-files/?d=import-cli/single_face.mp4"]
+    assert {t["data"]["frames"] for t in tasks} == {72, 95}
+    assert client.list_ml(project)[0]["url"] == backend.url
+    outside = main(["import", "--ls-url", server.url, "--api-key", server.token, "--project", str(project),
+                    str(SHARED_VIDEOS / "single_face.mp4"), "--document-root", str(server.document_root)])
+    assert outside == 2 and "not under the document root" in capsys.readouterr().err
