@@ -16,10 +16,20 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
+JOB_TIMEOUT_S = 3600  # an RQ job running longer is killed by its worker; its state is stale after that
 
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _stale(state: dict) -> bool:
+    """A queued or running RQ job older than its timeout: its worker died or killed it without reporting."""
+    since = state.get("started") or state.get("queued")
+    if not since:
+        return True
+    age = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(since)
+    return age.total_seconds() > 2 * JOB_TIMEOUT_S
 
 
 class TrainingJobs:
@@ -43,7 +53,8 @@ class TrainingJobs:
         with self._lock:
             current = self.state(project)
             thread = self._threads.get(project)
-            if current.get("status") in ACTIVE and (self.redis_url or (thread and thread.is_alive())):
+            alive = thread is not None and thread.is_alive()
+            if current.get("status") in ACTIVE and (alive or (self.redis_url and not _stale(current))):
                 return {**current, "note": "a fine-tune of this project is already queued or running"}
             self.store.set_state(project, "training", {"status": "queued", "reason": reason, "queued": now(),
                                                        "progress": 0.0})
@@ -52,7 +63,7 @@ class TrainingJobs:
                 from rq import Queue
 
                 Queue("mtclar", connection=Redis.from_url(self.redis_url)).enqueue(
-                    self.rq_target, project, *self.rq_args, job_timeout=3600)
+                    self.rq_target, project, *self.rq_args, job_timeout=JOB_TIMEOUT_S)
             else:
                 thread = threading.Thread(target=self.execute, args=(project,), name=f"mtclar-fit-{project}",
                                           daemon=True)

@@ -49,3 +49,21 @@ def test_tasks_and_state(store):
 def test_sqlite_survives_reopening(tmp_path):
     SQLiteStore(tmp_path / "s.db").set_annotation(1, 1, "task:1", {4: (0.5, -0.5)})
     assert SQLiteStore(tmp_path / "s.db").anchors(1, "task:1") == {4: (0.5, -0.5)}
+
+
+def test_a_stale_rq_job_does_not_block_training_forever(tmp_path):
+    import datetime as dt
+
+    from mtclar_backend.jobs import TrainingJobs
+
+    store = SQLiteStore(tmp_path / "s.db")
+    # redis_url set (so a queued/running state could belong to a worker elsewhere), no rq_target: runs in a thread
+    jobs = TrainingJobs(store, run=lambda project, progress: {}, redis_url="redis://unused", rq_target=None)
+    recent = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    store.set_state(1, "training", {"status": "running", "started": recent})
+    assert "already" in jobs.start(1, "again")["note"]
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)).isoformat(timespec="seconds")
+    store.set_state(1, "training", {"status": "running", "started": old})
+    state = jobs.start(1, "again")
+    assert "note" not in state
+    assert jobs.wait(1, timeout=10)["status"] == "done"
