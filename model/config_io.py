@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, TypeVar
 
@@ -26,3 +27,14 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
             value = tuple(value)
         values[name] = value
     return cls(**values)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities -> None, recursively, so that what is written stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from model.checkpoint import Checkpoint, state_with_prefix
+from model.config_io import json_safe
 from model.embeddings import VideoEmbeddings
 from model.errors import AnchorError, CheckpointError
 from model.fewshot import STRATEGIES, FewShotLabeler, FrameFeatures, LabelerConfig
@@ -318,7 +319,7 @@ def _finetune(base: Checkpoint, videos: list[ProjectVideo], expression_classes: 
                         "config": {**asdict(config), "hidden": list(config.hidden),
                                    "strategies": list(config.strategies)}},
             metrics={"leave_one_anchor_out": {"criterion": "mean of valence and arousal RMSE",
-                                              "before": _json_safe(before_metrics), "after": _json_safe(after_metrics),
+                                              "before": json_safe(before_metrics), "after": json_safe(after_metrics),
                                               "improvement": before_metrics["mean_rmse"] - after_metrics["mean_rmse"]}},
             created=_now(),
         )
@@ -328,13 +329,6 @@ def _finetune(base: Checkpoint, videos: list[ProjectVideo], expression_classes: 
     log.info("fine-tune %s: %s", name, "kept" if kept else "not kept")
     return result
 
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _now() -> str:

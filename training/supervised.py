@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from model.checkpoint import Checkpoint, state_with_prefix
+from model.config_io import json_safe
 from model.encoders.base import FaceEncoder
 from model.errors import DataError
 from model.metrics import ccc as ccc_metric
@@ -197,14 +198,7 @@ def run_supervised(config: TrainConfig, checkpoint: Checkpoint, cache_dir: str |
     trained_on = {"data": train.summary(), "train_items": len(train_items), "val_items": len(val_items),
                   "target": config.sl.target, "classes": list(AFFECTNET_CLASSES) if config.sl.target != "va" else [],
                   "config": {**config.to_dict()["sl"]}, "seed": config.run.seed}
-    result = attach_sl_head(checkpoint, head, trained_on, _finite(metrics), name)
+    result = attach_sl_head(checkpoint, head, trained_on, json_safe(metrics), name)
     result.save(out)
     return result, history
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from model.checkpoint import Checkpoint, load_checkpoint, state_with_prefix
+from model.config_io import json_safe
 from model.encoders.base import FaceEncoder
 from model.errors import CheckpointError, DataError
 from model.face.pipeline import PipelineConfig
@@ -312,7 +313,7 @@ class Trainer:
                         "va_threshold": self.config.data.va_threshold, "encoder_mode": self.config.model.encoder_mode,
                         "encoder_trained": self.trainable_encoder, "epochs_run": epoch + 1,
                         "seed": self.seed, "world_size": self.info.world_size, "config": self.config.to_dict()},
-            metrics=_finite(metrics), state=state,
+            metrics=json_safe(metrics), state=state,
         )
 
     def _publish(self, epoch: int, val: EpochResult, train: EpochResult, alias: str) -> str:
@@ -377,14 +378,6 @@ def _cat(parts: list[np.ndarray], width: int = 0) -> np.ndarray:
         return np.concatenate(parts)
     return np.zeros((0, width)) if width else np.zeros(0)
 
-
-def _finite(value: Any) -> Any:
-    """NaN -> None, so that config.json stays strict JSON."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _json_line(record: dict) -> str:

@@ -43,3 +43,21 @@ def make_labeler(args: argparse.Namespace):
     cache_dir = None if args.no_cache else args.cache_dir / "embeddings"
     return VideoLabeler(args.checkpoint, encoder_weights=args.encoder_weights, cache_dir=cache_dir,
                         device=resolve_device(args.device), batch_size=args.batch_size, threads=args.threads or 0)
+
+
+def read_videos_and_anchors(videos: list[Path], anchors: Path) -> tuple[dict[str, Path], dict]:
+    """Videos by file stem and the anchor rows per stem, every row and every file checked before any work."""
+    from model.errors import AnchorError
+    from model.video import probe_video
+    from training.sources import check_anchor_rows, read_anchor_csv
+
+    stems: dict[str, Path] = {}
+    for video in videos:
+        if video.stem in stems:
+            raise AnchorError(f"two videos share the stem {video.stem!r} ({stems[video.stem]}, {video}): "
+                              "anchors.csv could not tell them apart")
+        stems[video.stem] = video
+    rows = read_anchor_csv(anchors)
+    frames = {stem: probe_video(path).n_frames for stem, path in stems.items()}
+    check_anchor_rows(anchors, rows, frames)
+    return stems, rows

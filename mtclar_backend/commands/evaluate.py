@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
+from model.config_io import json_safe
 from model.fewshot import STRATEGIES
 from model.support import parse_support
 from training.evaluate import embed_case, evaluate, format_table
@@ -40,15 +40,6 @@ def _support_spec(spec: str) -> str:
     return spec
 
 
-def _strict_json(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict_json(v) for v in value]
-    return value
-
 
 def run(args: argparse.Namespace) -> int:
     videos = load_labelled_videos(args.data, args.videos)
@@ -62,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.data}: {len(cases)} videos, {result['labelled_frames']} labelled frames; model "
           f"{labeler.model_version} (method {labeler.labeler.method})")
     print(format_table(rows))
-    result = _strict_json(result)  # NaN (e.g. PCC of constant labels) -> null
+    result = json_safe(result)  # NaN (e.g. PCC of constant labels) -> null
     print(json.dumps(result, allow_nan=False))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, allow_nan=False))

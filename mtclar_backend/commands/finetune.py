@@ -13,11 +13,9 @@ from pathlib import Path
 
 from model.errors import AnchorError
 from model.fewshot import STRATEGIES
-from model.video import probe_video
 from training.finetune import FinetuneConfig, ProjectVideo, finetune_project
-from training.sources import check_anchor_rows, read_anchor_csv
 
-from .common import add_model_options, make_labeler
+from .common import add_model_options, make_labeler, read_videos_and_anchors
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +48,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stems: dict[str, Path] = {}
-    for video in args.videos:
-        if video.stem in stems:
-            raise AnchorError(f"two videos share the stem {video.stem!r} ({stems[video.stem]}, {video}): "
-                              "anchors.csv could not tell them apart")
-        stems[video.stem] = video
-    rows = read_anchor_csv(args.anchors)
-    infos = {stem: probe_video(path) for stem, path in stems.items()}
-    check_anchor_rows(args.anchors, rows, {stem: info.n_frames for stem, info in infos.items()})
+    stems, rows = read_videos_and_anchors(args.videos, args.anchors)
     try:
         config = replace(FinetuneConfig(), folds=args.folds, steps=args.steps, lr=args.lr, hidden=tuple(args.hidden),
                          dropout=args.dropout, jitter_frames=args.jitter_frames, cross_video=not args.no_cross_video,

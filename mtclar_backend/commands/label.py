@@ -9,12 +9,10 @@ from pathlib import Path
 
 from model.errors import AnchorError
 from model.fewshot import METHODS, STRATEGIES
-from model.video import probe_video
-from training.sources import check_anchor_rows, read_anchor_csv
 
 from .. import __version__
 from ..outputs import label_rows, plot_curves, write_csv, write_json
-from .common import add_model_options, make_labeler
+from .common import add_model_options, make_labeler, read_videos_and_anchors
 
 
 def add_parser(sub) -> None:
@@ -35,15 +33,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stems = {}
-    for video in args.videos:
-        if video.stem in stems:
-            raise AnchorError(f"two videos share the stem {video.stem!r} ({stems[video.stem]}, {video}): "
-                              "anchors.csv could not tell them apart")
-        stems[video.stem] = video
-    rows = read_anchor_csv(args.anchors)
-    infos = {stem: probe_video(path) for stem, path in stems.items()}  # checks every file before any work
-    check_anchor_rows(args.anchors, rows, {stem: info.n_frames for stem, info in infos.items()})
+    stems, rows = read_videos_and_anchors(args.videos, args.anchors)
     labeler = make_labeler(args)
     if labeler.labeler.sl_head is None:
         missing = [stem for stem in stems if stem not in rows]

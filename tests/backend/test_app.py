@@ -11,20 +11,11 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from mtclar_backend.app import create_app
 from mtclar_backend.config import BackendConfig
+from mtclar_backend.label_configs import FRAME, VIDEO
 from mtclar_backend.ls_format import check_prediction, parse_label_config
 from mtclar_backend.runtime import Runtime
 
-VIDEO_CONFIG = """<View>
-  <Video name="video" value="$video" frameRate="$fps" timelineHeight="120"/>
-  <TimelineLabels name="segment" toName="video"><Label value="VA"/></TimelineLabels>
-  <Number name="valence" toName="video" perRegion="true" min="-1" max="1" step="0.01" slider="true"/>
-  <Number name="arousal" toName="video" perRegion="true" min="-1" max="1" step="0.01" slider="true"/>
-</View>"""
-FRAME_CONFIG = """<View>
-  <Image name="frame" value="$image"/>
-  <Number name="valence" toName="frame" min="-1" max="1" step="0.01"/>
-  <Number name="arousal" toName="frame" min="-1" max="1" step="0.01"/>
-</View>"""
+VIDEO_CONFIG, FRAME_CONFIG = VIDEO, FRAME
 WOLFGANG = {"id": 7, "data": {"video": "/data/local-files/?d=videos/WolfgangLanger_Pexels.mp4", "fps": 23.976}}
 
 

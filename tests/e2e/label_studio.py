@@ -31,6 +31,8 @@ from typing import Any
 
 import requests
 
+from mtclar_backend import label_configs
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_STUDIO_VERSION = "1.23.2"
 BIN_ENV = "MTCLAR_LABEL_STUDIO_BIN"
@@ -46,18 +48,10 @@ DEFAULT_PASSWORD = "mtclar-e2e-password"
 # Legacy tokens are Django REST framework tokens: at most 40 characters.
 DEFAULT_TOKEN = "mtclare2e0000000000000000000000000000000"
 
-VIDEO_LABEL_CONFIG = """<View>
-  <Video name="video" value="$video" frameRate="$fps" timelineHeight="120"/>
-  <TimelineLabels name="segment" toName="video"><Label value="VA"/></TimelineLabels>
-  <Number name="valence" toName="video" perRegion="true" min="-1" max="1" step="0.01" slider="true"/>
-  <Number name="arousal" toName="video" perRegion="true" min="-1" max="1" step="0.01" slider="true"/>
-</View>"""
 
-FRAME_LABEL_CONFIG = """<View>
-  <Image name="frame" value="$image"/>
-  <Number name="valence" toName="frame" min="-1" max="1" step="0.01" slider="true"/>
-  <Number name="arousal" toName="frame" min="-1" max="1" step="0.01" slider="true"/>
-</View>"""
+
+VIDEO_LABEL_CONFIG = label_configs.VIDEO
+FRAME_LABEL_CONFIG = label_configs.FRAME
 
 
 class LabelStudioError(RuntimeError):
