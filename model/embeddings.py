@@ -38,6 +38,7 @@ class VideoEmbeddings:
     expression_probs: np.ndarray  # (N, C) float32, NaN where no face; C = 0 if the encoder has no classes
     encoder: str
     weights_id: str
+    frames: np.ndarray | None = None  # (N,) frame number of each row when rows are not every frame (frame tasks)
 
     @property
     def n_frames(self) -> int:
@@ -45,7 +46,8 @@ class VideoEmbeddings:
 
     @property
     def time_s(self) -> np.ndarray:
-        return np.arange(self.n_frames) / self.info.fps
+        frames = np.arange(self.n_frames) if self.frames is None else self.frames
+        return frames / self.info.fps
 
     def save(self, path: Path) -> None:
         meta = {"format": CACHE_FORMAT, "info": self.info.__dict__, "encoder": self.encoder,

@@ -27,3 +27,15 @@ class LabelConfigError(MtclarError):
 
 class DataError(MtclarError):
     """A dataset, manifest or annotation file is malformed."""
+
+
+class ConfigError(MtclarError):
+    """A setting, config file or registry name is unknown or out of range; the message names it."""
+
+
+class PayloadError(MtclarError):
+    """A request (from Label Studio or any caller) is malformed; the message names the field and the task."""
+
+
+class PayloadTooLarge(PayloadError):
+    """A request is over a configured limit (body size, tasks per request, frame numbers)."""

@@ -1,4 +1,8 @@
-"""The ML-backend HTTP protocol Label Studio speaks: /health, /setup, /predict, /webhook, /metrics."""
+"""The ML-backend HTTP protocol Label Studio speaks: /health, /setup, /predict, /webhook, /metrics.
+
+Every body goes through ``payload`` (the validation edge) before anything else sees it; the backend's own
+errors map to 4xx with their message, and only bugs become 500s.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,43 @@ import time
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from model.errors import AnchorError, CheckpointError, DataError, LabelConfigError, MediaError, MtclarError
+from model.errors import (
+    AnchorError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    LabelConfigError,
+    MediaError,
+    MtclarError,
+    PayloadError,
+    PayloadTooLarge,
+)
 
 from . import __version__
-from .model import MTCLARModel, parse_project
+from .model import MTCLARModel
+from .payload import PredictRequest, ProjectId, SetupRequest, WebhookRequest, parse, read_json
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
-STATUS = {LabelConfigError: 400, AnchorError: 400, DataError: 400, MediaError: 422, CheckpointError: 500}
+STATUS = {PayloadTooLarge: 413, PayloadError: 400, LabelConfigError: 400, AnchorError: 400, DataError: 400,
+          ConfigError: 400, MediaError: 422, CheckpointError: 500}
+HANDLED_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED",
+                  "START_TRAINING")
 
 
 def create_app(runtime: Runtime) -> Flask:
     app = Flask("mtclar_backend")
     app.config["runtime"] = runtime
     config = runtime.config
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
 
     @app.before_request
     def basic_auth():
-        if not config.basic_auth_user:
-            return None
+        if not config.basic_auth_user or (request.path in ("/", "/health") and not request.args):
+            return None  # liveness is public: it tells nothing but "UP" (Docker's HEALTHCHECK has no password)
         auth = request.authorization
-        ok = auth is not None and hmac.compare_digest(auth.username or "", config.basic_auth_user) and \
-            hmac.compare_digest(auth.password or "", config.basic_auth_pass or "")
+        ok = auth is not None and _same(auth.username, config.basic_auth_user) and \
+            _same(auth.password, config.basic_auth_pass)
         if not ok:
             return Response("authentication required", 401, {"WWW-Authenticate": 'Basic realm="mtclar"'})
         return None
@@ -48,70 +67,65 @@ def create_app(runtime: Runtime) -> Flask:
         return jsonify({"status": "error", "error": type(error).__name__, "message": str(error)}), 500
 
     def body() -> dict:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise MtclarError("expected a JSON object in the request body")
-        return data
+        return read_json(request.get_data(cache=False))
+
+    def project_arg() -> int | None:
+        raw = request.args.get("project")
+        if raw in (None, ""):
+            return None
+        from pydantic import TypeAdapter, ValidationError
+
+        try:
+            return TypeAdapter(ProjectId).validate_python(raw)
+        except ValidationError:
+            raise PayloadError(f"project: {raw[:40]!r} is not a project id") from None
 
     @app.get("/")
     @app.get("/health")
     def health():
-        projects = request.args.get("project")
+        """Never waits for model work: it reads the loaded model's name and, with ?project=, the stored state."""
         out = {"status": "UP", "model_class": "MTCLARModel", "version": __version__,
                "base_model": runtime.base.model_version}
-        if projects:
-            project = parse_project(projects)
+        project = project_arg()
+        if project is not None:
             out["model_version"] = runtime.model_version(project)
             out["training"] = runtime.jobs.state(project)
         return jsonify(out)
 
     @app.post("/setup")
     def setup():
-        data = body()
-        project = parse_project(data.get("project"))
-        model = MTCLARModel(runtime, project, data.get("schema") or data.get("label_config"))
+        data = parse(SetupRequest, body())
+        model = MTCLARModel(runtime, data.project, data.config)
         if model.label_setup is None:
             raise LabelConfigError("/setup needs the project's labelling config in 'schema'")
-        api = runtime.api
-        if api is None and data.get("hostname") and data.get("access_token"):
-            from .ls_api import LabelStudioAPI
-
-            api = LabelStudioAPI(data["hostname"], data["access_token"])
-        model.backfill(api)
+        model.backfill(runtime.api_for_setup(data.hostname, data.access_token))
         return jsonify({"model_version": model.model_version, "mode": model.label_setup.mode})
 
     @app.post("/predict")
     def predict():
-        data = body()
-        tasks = data.get("tasks")
-        if not isinstance(tasks, list):
-            raise MtclarError("/predict needs a list of tasks")
-        project = parse_project(data.get("project"))
-        model = MTCLARModel(runtime, project, data.get("label_config"))
-        context = (data.get("params") or {}).get("context") or data.get("context")
-        return jsonify(model.predict(tasks, context=context))
+        data = parse(PredictRequest, body(), max_tasks=config.max_tasks)
+        model = MTCLARModel(runtime, data.project, data.label_config)
+        return jsonify(model.predict(data.tasks, context=data.interactive_context))
 
     @app.post("/webhook")
     def webhook():
-        data = body()
-        event = data.get("action")
-        if not event:
-            raise MtclarError("webhook without 'action'")
-        project_data = data.get("project")
-        project = parse_project(project_data)
-        label_config = project_data.get("label_config") if isinstance(project_data, dict) else None
-        if event not in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED",
-                         "START_TRAINING"):
-            return jsonify({"status": "ignored", "action": event})
+        raw = body()
+        action = raw.get("action")
+        if not isinstance(action, str) or not action:
+            raise PayloadError("action: a webhook needs an 'action' (a string)")
+        if action not in HANDLED_EVENTS:
+            return jsonify({"status": "ignored", "action": action})
+        data = parse(WebhookRequest, raw)
         started = time.perf_counter()
-        model = MTCLARModel(runtime, project, label_config)
-        result = model.fit(event, data)
-        return jsonify({"status": "ok", "action": event, "seconds": round(time.perf_counter() - started, 3),
+        project = data.project
+        model = MTCLARModel(runtime, project.id if project else None, project.label_config if project else None)
+        result = model.fit(action, data)
+        return jsonify({"status": "ok", "action": action, "seconds": round(time.perf_counter() - started, 3),
                         **result}), 201
 
     @app.get("/metrics")
     def metrics():
-        project = parse_project(request.args.get("project"))
+        project = project_arg()
         out = {"base_model": runtime.base.model_version, "uptime_s": round(time.time() - runtime.started, 1),
                "predict_latency": runtime.latency_summary(), "store": runtime.store.counts()}
         if project is not None:
@@ -120,6 +134,11 @@ def create_app(runtime: Runtime) -> Flask:
         return jsonify(out)
 
     return app
+
+
+def _same(given: str | None, expected: str | None) -> bool:
+    """Constant-time comparison of credentials, any characters (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest((given or "").encode(), (expected or "").encode())
 
 
 def create_app_from_env() -> Flask:

@@ -1,10 +1,15 @@
-"""Backend settings, read from the environment once (by _wsgi.py or `mtclar serve`) and passed down."""
+"""Backend settings, read from the environment once (by _wsgi.py, `mtclar serve` or `mtclar worker`) and passed
+down. Every process builds its own: settings (and the secrets in them) never travel through Redis."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+from model.errors import ConfigError
+
+from .ls_api import origin
 
 ENV = {
     "model_dir": "MODEL_DIR",
@@ -24,7 +29,12 @@ ENV = {
     "segment_tolerance": "MTCLAR_SEGMENT_TOLERANCE",
     "finetune_min_improvement": "MTCLAR_FINETUNE_MIN_IMPROVEMENT",
     "segments_per_second": "MTCLAR_SEGMENTS_PER_SECOND",
+    "max_body_mb": "MTCLAR_MAX_BODY_MB",
+    "max_tasks": "MTCLAR_MAX_TASKS",
+    "max_frame": "MTCLAR_MAX_FRAME",
+    "model_slots": "MTCLAR_MODEL_SLOTS",
 }
+SECRETS = ("label_studio_api_key", "basic_auth_pass")
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class BackendConfig:
     basic_auth_pass: str | None = None
     redis_url: str | None = None
     media_roots: tuple[Path, ...] = ()  # local folders task media may be read from directly
-    media_hosts: tuple[str, ...] = ()  # extra hosts (besides Label Studio's) media may be fetched from
+    media_hosts: tuple[str, ...] = ()  # hosts plain http(s) media may be fetched from, without credentials
     train_every: int = 0  # start a fine-tune after this many new annotations (0: only on request)
     segment_tolerance: float = 0.05  # max |value - segment value| when merging frames into segments
     segments_per_second: float = 1.0  # at most this many predicted segments per second of video (the
@@ -49,7 +59,31 @@ class BackendConfig:
     # a fine-tuned model replaces the serving one when its leave-one-anchor-out error (mean of V and A RMSE)
     # is lower by at least this much; a negative value accepts any fine-tune (e.g. to exercise the loop)
     finetune_min_improvement: float = 0.005
-    extra: dict = field(default_factory=dict)
+    max_body_mb: float = 32.0  # larger request bodies get 413 before they are read
+    max_tasks: int = 20_000  # tasks in one /predict (Label Studio sends every selected task at once)
+    max_frame: int = 2_000_000  # largest frame number in a range or data.frame (~18 h at 30 fps)
+    model_slots: int = 2  # requests doing model work at once; the others wait, /health never does
+
+    def __post_init__(self) -> None:
+        if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
+            given, missing = ("BASIC_AUTH_USER", "BASIC_AUTH_PASS") if self.basic_auth_user else \
+                ("BASIC_AUTH_PASS", "BASIC_AUTH_USER")
+            raise ConfigError(f"{given} is set but {missing} is not: set both to require basic auth, or neither")
+        if self.label_studio_url and origin(self.label_studio_url) is None:
+            raise ConfigError(f"LABEL_STUDIO_URL={self.label_studio_url!r} is not an http(s) URL with a host")
+        for key in ("threads", "train_every"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{ENV[key]}={getattr(self, key)} must be >= 0")
+        for key in ("max_body_mb", "max_tasks", "max_frame", "model_slots", "segments_per_second"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{ENV[key]}={getattr(self, key)} must be > 0")
+        if not 0 <= self.segment_tolerance <= 1:
+            raise ConfigError(f"MTCLAR_SEGMENT_TOLERANCE={self.segment_tolerance} must lie in [0, 1]")
+
+    def __repr__(self) -> str:  # never print a secret into a log
+        shown = {f.name: ("***" if f.name in SECRETS and getattr(self, f.name) else getattr(self, f.name))
+                 for f in fields(self)}
+        return f"BackendConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def embedding_cache(self) -> Path:
@@ -59,26 +93,9 @@ class BackendConfig:
     def media_cache(self) -> Path:
         return self.model_dir / "media"
 
-    def to_dict(self) -> dict:
-        """Plain JSON-able settings (for an RQ worker on another machine); secrets included, keep it private."""
-        out = {}
-        for key, value in self.__dict__.items():
-            if isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, tuple):
-                value = [str(v) for v in value]
-            out[key] = value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict) -> BackendConfig:
-        values = dict(data)
-        for key in ("model_dir", "cache_dir"):
-            if values.get(key) is not None:
-                values[key] = Path(values[key])
-        values["media_roots"] = tuple(Path(p) for p in values.get("media_roots", ()))
-        values["media_hosts"] = tuple(values.get("media_hosts", ()))
-        return cls(**values)
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> BackendConfig:
@@ -90,14 +107,14 @@ class BackendConfig:
                 continue
             if key in ("model_dir", "cache_dir"):
                 values[key] = Path(raw)
-            elif key in ("threads", "train_every"):
-                values[key] = _int(name, raw)
-            elif key in ("segment_tolerance", "finetune_min_improvement", "segments_per_second"):
-                values[key] = float(raw)
+            elif key in ("threads", "train_every", "max_tasks", "max_frame", "model_slots"):
+                values[key] = _number(name, raw, int)
+            elif key in ("segment_tolerance", "finetune_min_improvement", "segments_per_second", "max_body_mb"):
+                values[key] = _number(name, raw, float)
             elif key == "media_roots":
                 values[key] = tuple(Path(p) for p in raw.split(os.pathsep) if p)
             elif key == "media_hosts":
-                values[key] = tuple(h.strip() for h in raw.split(",") if h.strip())
+                values[key] = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
             else:
                 values[key] = raw
         # Label Studio's own local-files root is a natural media root when the backend shares its disk
@@ -108,8 +125,11 @@ class BackendConfig:
         return cls(**values)
 
 
-def _int(name: str, raw: str) -> int:
+def _number(name: str, raw: str, kind: type) -> int | float:
     try:
-        return int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+        raise ConfigError(f"{name}={raw!r} is not a{' whole' if kind is int else ''} number") from None
+    if kind is float and value != value:  # NaN
+        raise ConfigError(f"{name}={raw!r} is not a number")
+    return value

@@ -1,4 +1,8 @@
-"""Calls to Label Studio through the maintained label-studio-sdk (auth: legacy token or personal access token)."""
+"""Calls to Label Studio through the maintained label-studio-sdk (auth: legacy token or personal access token).
+
+The API key goes to one origin only: the scheme, host and port of ``LABEL_STUDIO_URL``. A download that
+Label Studio redirects elsewhere (e.g. a presigned cloud-storage URL) is followed without the key.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,47 @@ import logging
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from model.errors import MediaError
+from model.files import stream_to_file
 
 log = logging.getLogger(__name__)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_REDIRECTS = 5
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an absolute http(s) URL, with the default port filled in; None otherwise."""
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:  # a malformed port or IPv6 literal
+        return None
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port or DEFAULT_PORTS[scheme]
 
 
 class LabelStudioAPI:
     def __init__(self, url: str, api_key: str, timeout: float = 60.0):
         self.url = url.rstrip("/")
+        if origin(self.url) is None:
+            raise ValueError(f"LABEL_STUDIO_URL={url!r} is not an http(s) URL with a host")
         self.api_key = api_key
         self.timeout = timeout
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        found = origin(self.url)
+        assert found is not None
+        return found
+
+    def same_origin(self, url: str) -> bool:
+        """True when ``url`` is absolute and on exactly Label Studio's scheme, host and port."""
+        return origin(url) == self.origin
 
     @cached_property
     def client(self):
@@ -36,24 +68,26 @@ class LabelStudioAPI:
         for task in self.client.tasks.list(project=project, fields="all"):
             yield task.model_dump() if hasattr(task, "model_dump") else dict(task)
 
-    def download(self, url: str, destination: Path) -> Path:
-        """Stream ``url`` (absolute, or a path on Label Studio) with the API key into ``destination``."""
-        full = url if url.startswith(("http://", "https://")) else f"{self.url}{url}"
-        tmp = destination.with_name(destination.name + ".part")
-        destination.parent.mkdir(parents=True, exist_ok=True)
+    def download(self, path: str, destination: Path) -> Path:
+        """Stream a file on Label Studio (a path such as ``/data/upload/1/x.mp4``, or an absolute URL on its
+        origin) into ``destination`` with the API key; redirects to another origin are followed without it."""
+        url = path if origin(path) is not None else f"{self.url}/{path.lstrip('/')}"
+        if not self.same_origin(url):
+            raise MediaError(f"{path}: not on Label Studio's origin {self.url}: the API key is not sent there")
         try:
-            with httpx.stream("GET", full, headers=self.headers(), timeout=self.timeout,
-                              follow_redirects=True) as response:
-                if response.status_code != 200:
-                    raise MediaError(f"Label Studio answered {response.status_code} for {url}")
-                with open(tmp, "wb") as f:
-                    for chunk in response.iter_bytes(1 << 20):
-                        f.write(chunk)
+            for _ in range(MAX_REDIRECTS + 1):
+                headers = self.headers() if self.same_origin(url) else {}
+                with httpx.stream("GET", url, headers=headers, timeout=self.timeout,
+                                  follow_redirects=False) as response:
+                    if response.is_redirect:
+                        target = urljoin(url, response.headers.get("location", ""))
+                        if origin(target) is None:
+                            raise MediaError(f"Label Studio redirected {path} to a non-http(s) URL")
+                        url = target
+                        continue
+                    if response.status_code != 200:
+                        raise MediaError(f"Label Studio answered {response.status_code} for {path}")
+                    return stream_to_file(response.iter_bytes(1 << 20), destination)
+            raise MediaError(f"{path}: more than {MAX_REDIRECTS} redirects")
         except httpx.HTTPError as error:
-            tmp.unlink(missing_ok=True)
-            raise MediaError(f"cannot fetch {url} from Label Studio at {self.url}: {error}") from error
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        tmp.replace(destination)
-        return destination
+            raise MediaError(f"cannot fetch {path} from Label Studio at {self.url}: {error}") from error

@@ -12,11 +12,14 @@ import logging
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from label_studio_sdk.label_interface import LabelInterface
 
-from model.errors import LabelConfigError
+from model.errors import LabelConfigError, PayloadError, PayloadTooLarge
 
+from .anchors import Span
+from .payload import ResultItem, Task, finite_number, whole_number
 from .segments import Segment
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ class LabelSetup:
         return _interface(self.config)
 
 
+@lru_cache(maxsize=64)
 def _interface(config: str) -> LabelInterface:
     return LabelInterface(config)
 
@@ -88,8 +92,10 @@ def _float(attr: dict, key: str, default: float, where: str) -> float:
         raise LabelConfigError(f"{where}: {key}={raw!r} is not a number") from None
 
 
+@lru_cache(maxsize=64)
 def parse_label_config(config: str) -> LabelSetup:
-    """Find the supported mode in a labelling config, or say what is missing."""
+    """Find the supported mode in a labelling config, or say what is missing (cached: Label Studio sends the
+    same config with every request)."""
     if not config or not config.strip():
         raise LabelConfigError("empty labelling config")
     try:
@@ -143,88 +149,150 @@ def parse_label_config(config: str) -> LabelSetup:
                       fps_key, fps_value or None, config)
 
 
-# -- annotations -> anchors ------------------------------------------------------------------------
+# -- tasks and annotations -> media and anchors ------------------------------------------------------
+# Each reader takes the typed objects of ``payload`` and raises PayloadError naming the field and the task.
+
+MAX_URL_CHARS = 4096
+MAX_VIDEO_ID_CHARS = 256
 
 
-def usable_annotations(task: dict) -> list[dict]:
-    return [a for a in task.get("annotations") or [] if not a.get("was_cancelled") and a.get("result")]
+@dataclass(frozen=True)
+class TaskMedia:
+    """What the backend keeps of a task: where its media is and which video (and frame) it is."""
+
+    task_id: int
+    video_key: str  # ``task:<id>`` (video mode) or ``video:<video_id>`` (frame mode)
+    url: str
+    frame: int = -1  # frame mode: the 0-based frame of the video this image is
+    fps: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"url": self.url, "fps": self.fps}
 
 
-def human_items(result: list[dict]) -> list[dict]:
+def read_task(setup: LabelSetup, task: Task, max_frame: int) -> TaskMedia:
+    where = f"task {task.id}: data"
+    url = task.data.get(setup.value_key)
+    if not isinstance(url, str) or not url.strip():
+        raise PayloadError(f"{where}.{setup.value_key}: expected the media URL (a non-empty string), got "
+                           f"{_short(url)}")
+    if len(url) > MAX_URL_CHARS:
+        raise PayloadTooLarge(f"{where}.{setup.value_key}: a URL of {len(url)} characters (limit {MAX_URL_CHARS})")
+    fps = None
+    for key in (setup.fps_key, "fps"):
+        if key and task.data.get(key) is not None:
+            fps = finite_number(task.data[key], f"{where}.{key}")
+            if not 0 < fps <= 1000:
+                raise PayloadError(f"{where}.{key}: a frame rate of {fps} is outside (0, 1000]")
+            break
+    if setup.mode == "video":
+        return TaskMedia(task.id, f"task:{task.id}", url.strip(), fps=fps)
+    group = task.data.get("video_id", task.data.get("video"))
+    if isinstance(group, bool) or not isinstance(group, str | int) or group == "":
+        raise PayloadError(f"{where}.video_id: frame mode needs a video id (a string or integer) to group frames, "
+                           f"got {_short(group)}")
+    if len(str(group)) > MAX_VIDEO_ID_CHARS:
+        raise PayloadTooLarge(f"{where}.video_id: longer than {MAX_VIDEO_ID_CHARS} characters")
+    frame = whole_number(task.data.get("frame"), f"{where}.frame", 0, max_frame)
+    return TaskMedia(task.id, f"video:{group}", url.strip(), frame, fps)
+
+
+def human_items(result: list[ResultItem]) -> list[ResultItem]:
     """Result items a person made or changed: a prediction accepted unchanged (``origin: prediction``) is the
     model's own output, and feeding it back as an anchor would only confirm the model."""
-    by_region: dict[str, list[dict]] = {}
+    by_region: dict[str, list[ResultItem]] = {}
     for item in result:
-        by_region.setdefault(str(item.get("id")), []).append(item)
-    return [item for items in by_region.values() if any(i.get("origin", "manual") != "prediction" for i in items)
+        by_region.setdefault(str(item.id), []).append(item)
+    return [item for items in by_region.values() if any((i.origin or "manual") != "prediction" for i in items)
             for item in items]
 
 
-def video_anchors(setup: LabelSetup, result: list[dict], n_frames: int | None = None) -> dict[int, tuple[float, float]]:
-    """Timeline regions with both numbers -> {0-based frame: (valence, arousal)} on the model's scale."""
+def _number_value(spec: NumberSpec, item: ResultItem, field: str) -> float:
+    value = finite_number(item.value.get("number"), f"{field}.value.number")
+    tolerance = 1e-9 * (spec.max - spec.min)
+    if not spec.min - tolerance <= value <= spec.max + tolerance:
+        raise PayloadError(f"{field}.value.number: {value} is outside [{spec.min}, {spec.max}] of <Number "
+                           f"name=\"{spec.name}\">")
+    return min(max(spec.to_model(value), -1.0), 1.0)
+
+
+def _ranges(item: ResultItem, field: str, max_frame: int) -> list[tuple[int, int]]:
+    ranges = item.value.get("ranges")
+    if not isinstance(ranges, list):
+        raise PayloadError(f"{field}.value.ranges: expected a list of {{start, end}}, got {_short(ranges)}")
+    out = []
+    for k, span in enumerate(ranges):
+        where = f"{field}.value.ranges[{k}]"
+        if not isinstance(span, dict):
+            raise PayloadError(f"{where}: expected {{start, end}}, got {_short(span)}")
+        start = whole_number(span.get("start"), f"{where}.start", 1, max_frame)
+        end = whole_number(span.get("end", start), f"{where}.end", 1, max_frame)
+        if end < start:
+            raise PayloadError(f"{where}: end {end} is before start {start}")
+        out.append((start - 1, end - 1))  # Label Studio's frames are 1-based
+    return out
+
+
+def annotation_spans(setup: LabelSetup, result: list[ResultItem], where: str, max_frame: int,
+                     frame: int = -1) -> list[Span]:
+    """An annotation's result -> anchor spans (0-based frames, model scale). Video mode: every timeline region
+    with both numbers; frame mode: the frame's two numbers. Items of other tags are ignored; items of the
+    backend's tags must be well formed."""
+    numbers = {setup.valence.name: setup.valence, setup.arousal.name: setup.arousal}
     regions: dict[str, dict] = {}
+    positions = {id(item): k for k, item in enumerate(result)}
     for item in human_items(result):
-        rid = item.get("id")
-        value = item.get("value") or {}
-        if item.get("from_name") == setup.timeline and item.get("type") == "timelinelabels":
-            regions.setdefault(rid, {})["ranges"] = value.get("ranges") or []
-        elif item.get("from_name") == setup.valence.name and "number" in value:
-            regions.setdefault(rid, {})["valence"] = value["number"]
-        elif item.get("from_name") == setup.arousal.name and "number" in value:
-            regions.setdefault(rid, {})["arousal"] = value["number"]
-    anchors: dict[int, tuple[float, float]] = {}
+        field = f"{where}.result[{positions[id(item)]}]"
+        region = regions.setdefault(str(item.id), {})
+        if setup.mode == "video" and item.from_name == setup.timeline and item.type == "timelinelabels":
+            region["ranges"] = _ranges(item, field, max_frame)
+        elif item.from_name in numbers and item.type == "number" and "number" in item.value:
+            region[item.from_name] = _number_value(numbers[item.from_name], item, field)
+    spans = []
+    if setup.mode == "frame":
+        values = {}
+        for region in regions.values():
+            values.update({k: v for k, v in region.items() if k in numbers})
+        if setup.valence.name in values and setup.arousal.name in values:
+            spans.append(Span(frame, frame, values[setup.valence.name], values[setup.arousal.name]))
+        return spans
     for rid, region in regions.items():
-        if not {"ranges", "valence", "arousal"} <= set(region):
-            log.info("region %s lacks a range, valence or arousal: not an anchor", rid)
+        if not {"ranges", setup.valence.name, setup.arousal.name} <= set(region):
+            log.info("%s: region %s lacks a range, valence or arousal: not an anchor", where, rid)
             continue
-        v, a = setup.valence.to_model(region["valence"]), setup.arousal.to_model(region["arousal"])
-        if not (math.isfinite(v) and math.isfinite(a)):
-            continue
-        v, a = min(max(v, -1.0), 1.0), min(max(a, -1.0), 1.0)
-        for span in region["ranges"]:
-            start, end = int(span.get("start", 0)), int(span.get("end", span.get("start", 0)))
-            for frame in range(max(start, 1), end + 1):
-                if n_frames is None or frame - 1 < n_frames:
-                    anchors[frame - 1] = (v, a)
-    return anchors
+        v, a = region[setup.valence.name], region[setup.arousal.name]
+        spans += [Span(start, end, v, a) for start, end in region["ranges"]]
+    return spans
 
 
-def frame_values(setup: LabelSetup, result: list[dict]) -> tuple[float, float] | None:
-    values = {}
-    for item in human_items(result):
-        value = item.get("value") or {}
-        if item.get("type") == "number" and "number" in value:
-            values[item.get("from_name")] = value["number"]
-    if setup.valence.name not in values or setup.arousal.name not in values:
-        return None
-    return setup.valence.to_model(values[setup.valence.name]), setup.arousal.to_model(values[setup.arousal.name])
-
-
-def human_regions(setup: LabelSetup, result: list[dict]) -> list[dict]:
-    """The labelled segments of an annotation, as result items to copy into a prediction unchanged."""
-    keep = {setup.timeline, setup.valence.name, setup.arousal.name}
-    return [item for item in result if item.get("from_name") in keep]
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # -- predictions -----------------------------------------------------------------------------------
 
 
-def video_prediction(setup: LabelSetup, segments: list[Segment], kept: list[dict], score: float,
+def video_prediction(setup: LabelSetup, segments: list[Segment], human: list[Segment], score: float,
                      model_version: str) -> dict:
-    """Predicted segments (0-based frames) + the human's regions -> one Label Studio prediction."""
-    result = list(kept)
-    for i, s in enumerate(segments):
-        ranges = [{"start": s.start + 1, "end": s.end + 1}]
-        rid = f"mtclar-{i}"
-        common = {"id": rid, "to_name": setup.object_name, "origin": "prediction", "score": round(s.score, 4)}
-        result += [
-            {**common, "from_name": setup.timeline, "type": "timelinelabels",
-             "value": {"ranges": ranges, "timelinelabels": [setup.label]}},
-            {**common, "from_name": setup.valence.name, "type": "number",
-             "value": {"ranges": ranges, "number": setup.valence.from_model(s.valence)}},
-            {**common, "from_name": setup.arousal.name, "type": "number",
-             "value": {"ranges": ranges, "number": setup.arousal.from_model(s.arousal)}},
-        ]
+    """Predicted segments + the person's labelled segments (0-based frames) -> one Label Studio prediction.
+    The person's segments go back as plain regions (no ``origin``/``score``): accepting the prediction keeps
+    them as they were labelled."""
+    result = []
+    for prefix, items, predicted in (("human", human, False), ("mtclar", segments, True)):
+        for i, s in enumerate(items):
+            ranges = [{"start": s.start + 1, "end": s.end + 1}]
+            common = {"id": f"{prefix}-{i}", "to_name": setup.object_name}
+            if predicted:
+                common.update(origin="prediction", score=round(s.score, 4))
+            result += [
+                {**common, "from_name": setup.timeline, "type": "timelinelabels",
+                 "value": {"ranges": ranges, "timelinelabels": [setup.label]}},
+                {**common, "from_name": setup.valence.name, "type": "number",
+                 "value": {"ranges": ranges, "number": setup.valence.from_model(s.valence)}},
+                {**common, "from_name": setup.arousal.name, "type": "number",
+                 "value": {"ranges": ranges, "number": setup.arousal.from_model(s.arousal)}},
+            ]
     return {"result": result, "score": round(float(score), 4), "model_version": model_version}
 
 

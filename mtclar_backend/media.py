@@ -1,23 +1,31 @@
 """Task media URL -> a local file: read from an allowed root, or fetched through Label Studio with the API key.
 
-Never a path outside the configured roots; never an unauthenticated fetch from a host that is not
-Label Studio's or explicitly allowed.
+The rules (README, "Media and credentials"):
+- a relative URL (``/data/upload/...``, ``/data/local-files/?d=...``) or an absolute one on exactly Label
+  Studio's origin (scheme, host and port of ``LABEL_STUDIO_URL``) is Label Studio's: local files are
+  read from the media roots when they are there, anything else is fetched from Label Studio with the key;
+- an http(s) URL on a host listed in ``MTCLAR_MEDIA_HOSTS`` is fetched without any credentials;
+- a plain path is read from the media roots only, never outside them;
+- everything else is refused, with one message whether or not the file exists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import posixpath
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
 from model.errors import MediaError
+from model.files import stream_to_file
 
-from .ls_api import LabelStudioAPI
+from .ls_api import LabelStudioAPI, origin
 
 log = logging.getLogger(__name__)
+LABEL_STUDIO_PATHS = ("/data/upload/", "/data/local-files")
 
 
 class MediaResolver:
@@ -26,82 +34,89 @@ class MediaResolver:
         self.cache_dir = Path(cache_dir)
         self.roots = tuple(Path(r).resolve() for r in roots)
         self.api = api
-        self.hosts = tuple(hosts)
+        self.hosts = tuple(h.lower() for h in hosts)
 
     def local_path(self, url: str, task_id: int | None = None) -> Path:
         where = f"task {task_id}: " if task_id is not None else ""
         if not isinstance(url, str) or not url.strip():
             raise MediaError(f"{where}no media URL in the task data")
         url = url.strip()
-        parsed = urlparse(url)
-        if parsed.path.startswith("/data/local-files") or "/data/local-files" in parsed.path:
-            relative = parse_qs(parsed.query).get("d", [""])[0]
-            if not relative:
-                raise MediaError(f"{where}{url}: no ?d= path")
-            found = self._in_roots(unquote(relative), where)
-            if found is not None:
-                return found
-            return self._via_label_studio(url, where)
-        if parsed.path.startswith("/data/upload") or "/data/upload/" in parsed.path:
-            return self._via_label_studio(url, where)
-        if parsed.scheme in ("http", "https"):
-            host = parsed.hostname or ""
-            if self.api is not None and host == urlparse(self.api.url).hostname:
-                return self._via_label_studio(url, where)
-            if host in self.hosts:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise MediaError(f"{where}{url!r} is not a URL or path") from None
+        scheme = parts.scheme.lower()
+        on_label_studio = (not scheme and not parts.netloc) or (self.api is not None and self.api.same_origin(url))
+        if on_label_studio and (scheme or parts.path.startswith(LABEL_STUDIO_PATHS)):
+            if "/data/local-files" in parts.path:
+                relative = parse_qs(parts.query).get("d", [""])[0]
+                if not relative:
+                    raise MediaError(f"{where}{url}: no ?d= path")
+                if posixpath.normpath("/" + relative) != "/" + relative.lstrip("/").rstrip("/") and \
+                        posixpath.normpath(relative.lstrip("/")).startswith(".."):
+                    raise MediaError(f"{where}{url}: the path escapes the media roots")
+                found = self._in_roots(relative, where)
+                if found is not None:
+                    return found
+            return self._via_label_studio(url, parts, where)
+        if scheme in ("http", "https"):
+            host = (parts.hostname or "").lower()
+            if host and host in self.hosts:
                 return self._fetch_public(url, where)
-            raise MediaError(f"{where}{url}: host {host!r} is not Label Studio's and not in MTCLAR_MEDIA_HOSTS")
-        if parsed.scheme in ("", "file"):
-            found = self._in_roots(unquote(parsed.path), where, absolute=True)
+            known = f"Label Studio's origin {self.api.url}" if self.api is not None else "no Label Studio configured"
+            raise MediaError(f"{where}{url}: not on Label Studio's origin ({known}) and host {host!r} is not in "
+                             "MTCLAR_MEDIA_HOSTS")
+        if scheme in ("", "file") and not parts.netloc:
+            found = self._in_roots(unquote(parts.path), where)
             if found is None:
-                raise MediaError(f"{where}{url}: not found in the media roots ({', '.join(map(str, self.roots))})")
+                raise MediaError(f"{where}{url}: not found in the media roots")
             return found
-        raise MediaError(f"{where}{url}: {parsed.scheme}:// media is not supported; serve it through a Label "
+        raise MediaError(f"{where}{url}: {scheme or 'this'} media is not supported; serve it through a Label "
                          "Studio local-files or upload URL")
 
-    def _in_roots(self, path: str, where: str, absolute: bool = False) -> Path | None:
+    def _in_roots(self, path: str, where: str) -> Path | None:
+        """The file inside a media root, or None. Absolute paths must lie inside a root; relative paths are
+        taken from each root. Missing, unreadable and outside-the-roots files are all just "not found"."""
         for root in self.roots:
-            candidate = Path(path) if absolute and Path(path).is_absolute() else root / path.lstrip("/")
-            resolved = candidate.resolve()
-            if not resolved.is_relative_to(root):
-                if absolute and Path(path).is_absolute():
-                    continue
-                raise MediaError(f"{where}{path}: resolves outside the media root {root}")
-            if resolved.is_file():
+            candidate = Path(path) if Path(path).is_absolute() else root / path.lstrip("/")
+            try:
+                resolved = candidate.resolve()
+            except (OSError, RuntimeError):  # a symlink loop
+                continue
+            if resolved.is_relative_to(root) and resolved.is_file():
                 return resolved
-        if absolute and Path(path).is_absolute() and Path(path).exists():
-            raise MediaError(f"{where}{path}: outside the configured media roots")
         return None
 
     def _cached(self, url: str) -> Path:
-        suffix = PurePosixPath(unquote(urlparse(url).path if "?d=" not in url else url.split("?d=")[-1])).suffix
+        key = urlsplit(url)
+        name = parse_qs(key.query).get("d", [key.path])[0]
+        suffix = PurePosixPath(unquote(name)).suffix
         return self.cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}{suffix[:8]}"
 
-    def _via_label_studio(self, url: str, where: str) -> Path:
+    def _via_label_studio(self, url: str, parts, where: str) -> Path:
         if self.api is None:
             raise MediaError(f"{where}{url}: the file is on Label Studio; set LABEL_STUDIO_URL and "
                              "LABEL_STUDIO_API_KEY (or share the folder and set MTCLAR_MEDIA_ROOTS)")
-        target = self._cached(url)
+        # relative URLs are joined to LABEL_STUDIO_URL; absolute ones were checked to be on its origin
+        path = url if parts.scheme else parts.path + (f"?{parts.query}" if parts.query else "")
+        target = self._cached(parts.path + (f"?{parts.query}" if parts.query else ""))
         if target.is_file() and target.stat().st_size > 0:
             return target
         try:
-            return self.api.download(url, target)
+            return self.api.download(path, target)
         except MediaError as error:
             raise MediaError(f"{where}{error}") from None
 
     def _fetch_public(self, url: str, where: str) -> Path:
+        if origin(url) is None:
+            raise MediaError(f"{where}{url}: not an http(s) URL")
         target = self._cached(url)
         if target.is_file() and target.stat().st_size > 0:
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             with httpx.stream("GET", url, timeout=60, follow_redirects=False) as response:
                 if response.status_code != 200:
                     raise MediaError(f"{where}{url}: HTTP {response.status_code}")
-                with open(target.with_suffix(target.suffix + ".part"), "wb") as f:
-                    for chunk in response.iter_bytes(1 << 20):
-                        f.write(chunk)
+                return stream_to_file(response.iter_bytes(1 << 20), target)
         except httpx.HTTPError as error:
             raise MediaError(f"{where}{url}: unreachable ({error})") from error
-        target.with_suffix(target.suffix + ".part").replace(target)
-        return target

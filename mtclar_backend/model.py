@@ -1,5 +1,9 @@
 """The ML backend model in the shape of the official SDK: ``setup()``, ``predict(tasks, context)``,
-``fit(event, data)``. One object per request, built around the process's ``Runtime``."""
+``fit(event, data)``. One object per request, built around the process's ``Runtime``.
+
+Requests arrive as the typed objects of ``payload``. Every task and annotation of a request is read (and
+so validated) before anything is stored: a request that fails changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +11,41 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
+from pydantic import ValidationError
 
-from model.errors import LabelConfigError, MediaError, MtclarError
+from model.errors import LabelConfigError, MediaError, MtclarError, PayloadError
 
+from .anchors import Span, expand
 from .ls_format import (
     LabelSetup,
+    TaskMedia,
+    annotation_spans,
     check_prediction,
     frame_prediction,
-    frame_values,
     parse_label_config,
-    usable_annotations,
-    video_anchors,
+    read_task,
     video_prediction,
 )
-from .project_data import assemble_frames, frame_number, project_setup, task_fps, video_key
+from .payload import Annotation, Context, Task, WebhookRequest
+from .project_data import frame_rows, media_fps, project_setup, stored_media
 from .runtime import Runtime
 from .segments import merge_segments, merge_within_budget
 
 log = logging.getLogger(__name__)
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
-BACKFILL_EVERY_S = 600.0  # Label Studio calls /setup often; the API walk runs at most this often per project
-_backfilling: set[int] = set()
-_backfilled_at: dict[int, float] = {}
-_backfill_lock = threading.Lock()
 
 
-def parse_project(value) -> int | None:
-    """Label Studio sends ``"<id>.<timestamp>"`` on /setup and /predict, an object in webhooks."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    if value in (None, ""):
-        return None
-    try:
-        return int(str(value).split(".")[0])
-    except ValueError:
-        raise MtclarError(f"bad project id {value!r}") from None
+@dataclass
+class ReadTask:
+    """A task of a request, read and validated: its media and the anchor spans of each usable annotation."""
+
+    task: Task
+    media: TaskMedia
+    annotations: list[tuple[Annotation, list[Span]]]
 
 
 class MTCLARModel:
@@ -68,214 +69,192 @@ class MTCLARModel:
         elif self.project_id is not None:
             self.label_setup = project_setup(self.runtime, self.project_id)
 
-    def get(self, key: str) -> str:
-        return self.runtime.model_version(self.project_id) if key == "model_version" else ""
-
     @property
     def model_version(self) -> str:
         return self.runtime.model_version(self.project_id)
 
+    def _setup(self) -> LabelSetup:
+        if self.label_setup is None:
+            raise LabelConfigError("no labelling config: call /setup first or send label_config with the request")
+        return self.label_setup
+
     def backfill(self, api=None) -> None:
         """Anchors from every annotated task of the project, through the Label Studio API (in a thread: setup has
-        3 s). Annotations the store has but Label Studio no longer has are dropped."""
-        api = api or self.runtime.api
+        3 s). Annotations the store has but Label Studio no longer has are dropped; a task the API returns
+        malformed is skipped and counted."""
         project, setup = self.project_id, self.label_setup
-        if api is None or project is None or setup is None:
+        if api is None or project is None or setup is None or not self.runtime.backfills.claim(project):
             return
-        with _backfill_lock:
-            recent = time.monotonic() - _backfilled_at.get(project, -BACKFILL_EVERY_S) < BACKFILL_EVERY_S
-            if project in _backfilling or recent:
-                return
-            _backfilling.add(project)
-            _backfilled_at[project] = time.monotonic()
 
         def run() -> None:
             try:
                 seen: set[int] = set()
-                for task in api.iter_tasks(project):
-                    for annotation in usable_annotations(task):
-                        seen.add(int(annotation["id"]))
-                        self._remember(task, annotation)
+                skipped = 0
+                for raw in api.iter_tasks(project):
+                    try:
+                        read = self._read(Task.model_validate(raw))
+                    except (ValidationError, PayloadError) as error:
+                        skipped += 1
+                        log.warning("project %s: task %s from the API is skipped: %s", project,
+                                    raw.get("id") if isinstance(raw, dict) else "?", str(error)[:300])
+                        continue
+                    seen.update(a.id for a, _ in read.annotations if a.id is not None)
+                    self._remember(read)
                 stale = self.store.get_state(project, "annotation_ids") or {}
                 for annotation_id in set(stale.get("ids", [])) - seen:
                     self.store.delete_annotation(project, annotation_id)
                 self.store.set_state(project, "annotation_ids", {"ids": sorted(seen)})
-                log.info("project %s: backfilled %d annotations from Label Studio", project, len(seen))
+                log.info("project %s: backfilled %d annotations from Label Studio (%d tasks skipped)", project,
+                         len(seen), skipped)
             except Exception as error:
                 log.warning("project %s: backfill from Label Studio failed: %s", project, error)
             finally:
-                with _backfill_lock:
-                    _backfilling.discard(project)
+                self.runtime.backfills.release(project)
 
         threading.Thread(target=run, name=f"mtclar-backfill-{project}", daemon=True).start()
 
-    # -- anchors --------------------------------------------------------------------------------------
+    # -- reading and storing --------------------------------------------------------------------------
 
-    def _remember(self, task: dict, annotation: dict) -> bool:
-        """Store one annotation's anchors (and the task, to find its media later). True if anything changed."""
-        assert self.label_setup is not None and self.project_id is not None
-        setup, key = self.label_setup, video_key(self.label_setup, task)
-        data = task.get("data") or {}
-        frame = frame_number(task) if setup.mode == "frame" else -1
-        self.store.set_task(self.project_id, int(task["id"]), key, frame, data)
-        result = annotation.get("result") or []
-        if setup.mode == "video":
-            anchors = video_anchors(setup, result)
-        else:
-            values = frame_values(setup, result)
-            anchors = {frame: values} if values is not None else {}
-        if annotation.get("was_cancelled"):
-            anchors = {}
-        return self.store.set_annotation(self.project_id, int(annotation["id"]), key, anchors)
+    def _read(self, task: Task) -> ReadTask:
+        setup, limit = self._setup(), self.runtime.config.max_frame
+        media = read_task(setup, task, limit)
+        annotations = [(annotation, annotation_spans(setup, annotation.result, f"task {task.id}: annotations[{k}]",
+                                                     limit, media.frame))
+                       for k, annotation in enumerate(task.annotations) if annotation.usable]
+        return ReadTask(task, media, annotations)
 
-    def _task_anchors(self, task: dict, context: dict | None) -> dict[int, tuple[float, float]]:
-        """Stored anchors of the task's video, plus annotations sent with the task, plus the interactive context."""
-        assert self.label_setup is not None
-        for annotation in usable_annotations(task):
-            if self.project_id is not None and annotation.get("id") is not None:
-                self._remember(task, annotation)
-        key = video_key(self.label_setup, task)
-        anchors = dict(self.store.anchors(self.project_id, key)) if self.project_id is not None else {}
+    def _remember(self, read: ReadTask) -> bool:
+        """Store a read task and its annotations' anchors (when the project is known). True if anchors changed."""
         if self.project_id is None:
-            for annotation in usable_annotations(task):
-                anchors.update(video_anchors(self.label_setup, annotation["result"]))
-        if context and context.get("result") and self.label_setup.mode == "video":
-            anchors.update(video_anchors(self.label_setup, context["result"]))
-        return anchors
+            return False
+        media = read.media
+        self.store.set_task(self.project_id, media.task_id, media.video_key, media.frame, media.to_dict())
+        changed = False
+        for annotation, spans in read.annotations:
+            if annotation.id is not None:
+                changed |= self.store.set_annotation(self.project_id, annotation.id, media.video_key, spans)
+        return changed
+
+    def _spans(self, read: ReadTask) -> list[list[Span]]:
+        """Anchor spans of a task's video: the stored ones (which include this request's annotations once
+        remembered), or, with no project, the annotations sent with the task."""
+        if self.project_id is not None:
+            return self.store.spans(self.project_id, read.media.video_key)
+        return [spans for _, spans in read.annotations]
 
     # -- predict --------------------------------------------------------------------------------------
 
-    def predict(self, tasks: list[dict], context: dict | None = None, **kwargs) -> dict:
-        if self.label_setup is None:
-            raise LabelConfigError("no labelling config: call /setup first or send label_config with /predict")
+    def predict(self, tasks: list[Task], context: Context | None = None, **kwargs) -> dict:
+        setup = self._setup()
         started = time.perf_counter()
-        if self.label_setup.mode == "video":
-            results = [self._predict_video(task, context) for task in tasks]
+        reads = [self._read(task) for task in tasks]  # validates everything before anything is stored
+        extra = annotation_spans(setup, context.result, "context", self.runtime.config.max_frame) \
+            if context is not None and context.result and setup.mode == "video" else []
+        for read in reads:
+            self._remember(read)
+        version = self.model_version
+        if setup.mode == "video":
+            results = [self._predict_video(read, extra, version) for read in reads]
         else:
-            results = self._predict_frames(tasks, context)
+            results = self._predict_frames(reads, version)
         failed = [r for r in results if isinstance(r, MediaError)]
         if failed and len(failed) == len(results):
-            raise MediaError("; ".join(str(e) for e in failed))
+            raise MediaError("; ".join(str(e) for e in failed[:5]))
         for error in failed:
             log.warning("%s", error)
-        version = self.model_version
         out = [{"result": [], "score": 0.0, "model_version": version} if isinstance(r, Exception) else r
                for r in results]
-        self.runtime.record_latency(self.label_setup.mode, len(tasks), time.perf_counter() - started)
+        self.runtime.record_latency(setup.mode, len(tasks), time.perf_counter() - started)
         return {"results": out, "model_version": version}
 
-    def _predict_video(self, task: dict, context: dict | None) -> dict | MediaError:
-        setup = self.label_setup
-        assert setup is not None
-        task_id = task.get("id")
-        data = task.get("data") or {}
-        if self.project_id is not None and task_id is not None:
-            self.store.set_task(self.project_id, int(task_id), video_key(setup, task), -1, data)
+    def _predict_video(self, read: ReadTask, context: list[Span], version: str) -> dict | MediaError:
+        setup = self._setup()
         try:
-            video = self.runtime.video_embeddings(data.get(setup.value_key), task_id)
+            video = self.runtime.video_embeddings(read.media)
         except MediaError as error:
             return error
-        anchors = {f: va for f, va in self._task_anchors(task, context).items() if f < video.n_frames}
-        version = self.model_version
-        if not anchors:
+        anchors = expand(self._spans(read) + ([context] if context else []), video.n_frames)
+        if not anchors or not video.has_face.any():
             return {"result": [], "score": 0.0, "model_version": version}
-        labeler = self.runtime.labeler(self.project_id)
-        labels = labeler.label(video, anchors)
+        with self.runtime.model_slot():
+            labels = self.runtime.labeler(self.project_id).label(video, anchors)
         predicted = np.flatnonzero(labels.source == "predicted")
         config = self.runtime.config
         budget = max(10, round(video.n_frames / video.info.fps * config.segments_per_second))
         segments, _ = merge_within_budget(predicted, labels.values[predicted], labels.score[predicted],
                                           config.segment_tolerance, budget)
-        anchor_frames = np.array(sorted(anchors), dtype=int)
-        human = merge_segments(anchor_frames, np.array([anchors[f] for f in anchor_frames]),
-                               np.ones(len(anchor_frames)), tolerance=0.0)
-        kept = video_prediction(setup, human, [], 1.0, version)["result"]
-        for item in kept:
-            item.pop("origin", None)
-            item.pop("score", None)
-            item["id"] = item["id"].replace("mtclar-", "human-")
+        frames = np.array(sorted(anchors), dtype=int)  # the labelled frames go back as the person's regions
+        human = merge_segments(frames, np.array([anchors[f] for f in frames]), np.ones(len(frames)), tolerance=0.0)
         score = float(labels.score[predicted].mean()) if predicted.size else 1.0
-        prediction = video_prediction(setup, segments, kept, score, version)
+        prediction = video_prediction(setup, segments, human, score, version)
         problems = check_prediction(setup, prediction, video.n_frames)
         if problems:  # our own construction failed: a bug, not bad input
-            raise RuntimeError(f"task {task_id}: invalid prediction: {'; '.join(problems[:5])}")
+            raise RuntimeError(f"task {read.task.id}: invalid prediction: {'; '.join(problems[:5])}")
         return prediction
 
-    def _predict_frames(self, tasks: list[dict], context: dict | None) -> list[dict | MediaError]:
+    def _predict_frames(self, reads: list[ReadTask], version: str) -> list[dict | MediaError]:
         """Frame tasks grouped by video: anchors are the annotated frames of the same video (stored or sent)."""
-        setup = self.label_setup
-        assert setup is not None
-        version = self.model_version
+        setup = self._setup()
         empty = {"result": [], "score": 0.0, "model_version": version}
-        results: list[dict | MediaError] = [empty] * len(tasks)
+        results: list[dict | MediaError] = [empty] * len(reads)
         groups: dict[str, list[int]] = defaultdict(list)
-        for i, task in enumerate(tasks):
-            groups[video_key(setup, task)].append(i)
+        for i, read in enumerate(reads):
+            groups[read.media.video_key].append(i)
         for key, members in groups.items():
-            media: dict[int, tuple[int | None, str]] = {}  # frame -> (task id, url)
-            stored = self.store.tasks(self.project_id, key) if self.project_id is not None else []
-            for task_id, frame, data in stored:
-                media[frame] = (task_id, data.get(setup.value_key))
-            anchors = dict(self.store.anchors(self.project_id, key)) if self.project_id is not None else {}
-            for i in members:
-                task, frame = tasks[i], frame_number(tasks[i])
-                media[frame] = (task.get("id"), (task.get("data") or {}).get(setup.value_key))
-                if self.project_id is not None:
-                    self.store.set_task(self.project_id, int(task["id"]), key, frame, task.get("data") or {})
-                for annotation in usable_annotations(task):
-                    if self.project_id is not None:
-                        self._remember(task, annotation)
-                    values = frame_values(setup, annotation["result"])
-                    if values is not None:
-                        anchors[frame] = values
-            queries = {frame_number(tasks[i]): i for i in members}
+            media = {m.frame: m for m in stored_media(self.runtime, self.project_id, key)} \
+                if self.project_id is not None else {}
+            spans = self.store.spans(self.project_id, key) if self.project_id is not None else \
+                [s for i in members for _, s in reads[i].annotations]
+            media.update({reads[i].media.frame: reads[i].media for i in members})
+            anchors = expand(spans, self.runtime.config.max_frame + 1)
+            queries = {reads[i].media.frame: i for i in members}
             images, errors = {}, {}
             for frame in (set(anchors) | set(queries)) & set(media):
-                task_id, url = media[frame]
                 try:
-                    images[frame] = self.runtime.image_embeddings(url, task_id)
+                    images[frame] = self.runtime.image_embeddings(media[frame])
                 except MediaError as error:
                     errors[frame] = error
-            if not anchors or not images:
-                for frame, i in queries.items():
-                    results[i] = errors.get(frame, empty)
-                continue
-            n_rows = max(max(images), max(anchors)) + 1
-            video = assemble_frames(images, task_fps(setup, tasks[members[0]].get("data") or {}), n_rows)
-            labels = self.runtime.labeler(self.project_id).label(video, anchors)
             for frame, i in queries.items():
-                if frame in errors:
-                    results[i] = errors[frame]
-                elif labels.source[frame] != "no_face":
-                    prediction = frame_prediction(setup, labels.valence[frame], labels.arousal[frame],
-                                                  labels.score[frame], version)
-                    problems = check_prediction(setup, prediction)
-                    if problems:
-                        raise RuntimeError(f"task {tasks[i].get('id')}: invalid prediction: {'; '.join(problems)}")
-                    results[i] = prediction
+                results[i] = errors.get(frame, empty)
+            if not anchors or not images:
+                continue
+            rows = frame_rows(images, anchors, media_fps(setup, reads[members[0]].media))
+            with self.runtime.model_slot():
+                labels = self.runtime.labeler(self.project_id).label(rows.embeddings, rows.anchors(anchors))
+            for frame, i in queries.items():
+                row = rows.row(frame)
+                if frame in errors or labels.source[row] == "no_face":
+                    continue
+                prediction = frame_prediction(setup, labels.valence[row], labels.arousal[row], labels.score[row],
+                                              version)
+                problems = check_prediction(setup, prediction)
+                if problems:
+                    raise RuntimeError(f"task {reads[i].task.id}: invalid prediction: {'; '.join(problems)}")
+                results[i] = prediction
         return results
 
     # -- fit ------------------------------------------------------------------------------------------
 
-    def fit(self, event: str, data: dict, **kwargs) -> dict:
+    def fit(self, event: str, data: WebhookRequest, **kwargs) -> dict:
         project = self.project_id
+        if project is None:
+            raise PayloadError(f"project: {event} needs the project ({{'id': N}})")
         if event == "START_TRAINING":
-            if project is None:
-                raise MtclarError("START_TRAINING without a project")
             return {"training": self.runtime.jobs.start(project, "requested")}
         if event in DELETE_EVENTS:
-            removed = []
-            for annotation in data.get("annotations") or [data.get("annotation") or {}]:
-                annotation_id = annotation.get("id")
-                if annotation_id is not None and project is not None and \
-                        self.store.delete_annotation(project, int(annotation_id)):
-                    removed.append(int(annotation_id))
+            ids = [a.id for a in data.annotations or []] + ([data.annotation.id] if data.annotation and
+                                                            data.annotation.id is not None else [])
+            removed = [i for i in ids if self.store.delete_annotation(project, i)]
             return {"removed_annotations": removed, "model_version": self.model_version}
         if event in ANNOTATION_EVENTS:
-            task, annotation = data.get("task") or {}, data.get("annotation") or {}
-            if project is None or self.label_setup is None or not task or annotation.get("id") is None:
-                raise MtclarError(f"{event} needs project, task and annotation")
-            changed = self._remember(task, annotation)
+            if data.task is None or data.annotation is None or data.annotation.id is None:
+                raise PayloadError(f"{event} needs task and annotation (with its id)")
+            annotation = data.annotation
+            task = data.task.model_copy(update={"annotations": [annotation]})
+            read = self._read(task)
+            if not annotation.usable:  # cancelled or emptied: its anchors go
+                read.annotations = [(annotation, [])]
+            changed = self._remember(read)
             out = {"anchors_changed": changed, "model_version": self.model_version}
             every = self.runtime.config.train_every
             if changed and every:
@@ -284,4 +263,4 @@ class MTCLARModel:
                 if count >= every:
                     out["training"] = self.runtime.jobs.start(project, f"{count} new annotations")
             return out
-        return {"ignored": event}
+        raise MtclarError(f"unhandled webhook action {event}")

@@ -1,7 +1,9 @@
 """Everything a backend process holds once: settings, store, media resolver, loaded models, jobs, stats.
 
 Models are loaded at start-up (Label Studio gives /setup 3 s); a project's fine-tuned checkpoint is
-loaded once when it first serves and shares the encoder and face pipeline of the base model.
+loaded once when it first serves and shares the encoder and face pipeline of the base model. Model work
+(embedding, labelling) runs in at most ``model_slots`` requests at once, and a video is embedded once however
+many requests ask for it at the same time: the other HTTP threads stay free for /health and webhooks.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +25,35 @@ from model.labeling import VideoLabeler
 
 from .config import BackendConfig
 from .jobs import TrainingJobs
-from .ls_api import LabelStudioAPI
+from .ls_api import LabelStudioAPI, origin
+from .ls_format import TaskMedia
 from .media import MediaResolver
 from .store import open_store
 
 log = logging.getLogger(__name__)
+BACKFILL_EVERY_S = 600.0  # Label Studio calls /setup often; the API walk runs at most this often per project
+
+
+@dataclass
+class Backfills:
+    """Which projects are being (or were recently) backfilled from the Label Studio API, in this process."""
+
+    running: set[int] = field(default_factory=set)
+    last: dict[int, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, project: int) -> bool:
+        with self.lock:
+            recent = time.monotonic() - self.last.get(project, -BACKFILL_EVERY_S) < BACKFILL_EVERY_S
+            if project in self.running or recent:
+                return False
+            self.running.add(project)
+            self.last[project] = time.monotonic()
+            return True
+
+    def release(self, project: int) -> None:
+        with self.lock:
+            self.running.discard(project)
 
 
 def _device(name: str) -> str:
@@ -52,8 +81,10 @@ class Runtime:
                                  threads=config.threads)
         self._labelers: dict[str, VideoLabeler] = {}
         self._lock = threading.Lock()
-        self.jobs = TrainingJobs(self.store, self.finetune, config.redis_url, "mtclar_backend.worker.run_job",
-                                 (config.to_dict(),))
+        self._slots = threading.BoundedSemaphore(config.model_slots)
+        self.backfills = Backfills()
+        self._embedding: dict[str, threading.Lock] = {}  # one lock per media file being embedded
+        self.jobs = TrainingJobs(self.store, self.finetune, config.redis_url, "mtclar_backend.worker.run_job")
         self.latencies: deque[tuple[str, int, float]] = deque(maxlen=200)  # (mode, frames/tasks, seconds)
         self.started = time.time()
 
@@ -76,16 +107,46 @@ class Runtime:
         name = self.labeler(project).model_version
         return f"{name}.r{self.store.revision(project)}" if project is not None else name
 
-    # -- media ----------------------------------------------------------------------------------------
+    def api_for_setup(self, hostname: str | None, access_token: str | None) -> LabelStudioAPI | None:
+        """The API client for a /setup call. The backend only ever talks to LABEL_STUDIO_URL: a /setup naming
+        another server is ignored; one naming exactly that origin may lend its token when none is configured."""
+        if self.api is not None or not access_token or not self.config.label_studio_url or not hostname:
+            return self.api
+        if origin(hostname) != origin(self.config.label_studio_url):
+            log.warning("/setup names Label Studio at %r, not LABEL_STUDIO_URL's origin: its token is not used",
+                        hostname[:100])
+            return None
+        return LabelStudioAPI(self.config.label_studio_url, access_token)
 
-    def video_embeddings(self, url: str, task_id: int | None) -> VideoEmbeddings:
-        path = self.media.local_path(url, task_id)
-        return self.base.embed(path)
+    # -- model work -----------------------------------------------------------------------------------
 
-    def image_embeddings(self, url: str, task_id: int | None) -> VideoEmbeddings:
+    @contextmanager
+    def model_slot(self) -> Iterator[None]:
+        """Held while a request embeds or labels: at most ``model_slots`` at once."""
+        with self._slots:
+            yield
+
+    def _embed_once(self, path: Path, embed):
+        """``embed(path)`` with one computation per file at a time; later callers find it in the cache."""
+        key = str(path)
+        with self._lock:
+            lock = self._embedding.setdefault(key, threading.Lock())
+        try:
+            with lock, self.model_slot():
+                return embed(path)
+        finally:
+            with self._lock:
+                if not lock.locked():
+                    self._embedding.pop(key, None)
+
+    def video_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
+        path = self.media.local_path(media.url, media.task_id)
+        return self._embed_once(path, self.base.embed)
+
+    def image_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
         """One frame image as a one-row sequence (cached per image content)."""
-        path = self.media.local_path(url, task_id)
-        return self.base.embedder.embed_frames({0: path}, fps=1.0, name=Path(path).name)
+        path = self.media.local_path(media.url, media.task_id)
+        return self._embed_once(path, lambda p: self.base.embedder.embed_frames({0: p}, fps=1.0, name=Path(p).name))
 
     # -- fine-tuning ----------------------------------------------------------------------------------
 
@@ -95,17 +156,18 @@ class Runtime:
         from .project_data import project_videos
 
         progress("collecting anchors", 0.02)
-        videos = [ProjectVideo(name, embeddings, anchors)
-                  for name, embeddings, anchors in project_videos(self, project)]
+        found, skipped = project_videos(self, project)
+        videos = [ProjectVideo(name, embeddings, anchors) for name, embeddings, anchors in found]
         if not videos:
-            raise AnchorError(f"project {project} has no anchors on frames with a face yet")
+            reasons = f" ({'; '.join(skipped.values())})" if skipped else ""
+            raise AnchorError(f"project {project} has no anchors on frames with a face yet{reasons}")
         serving = self.labeler(project)
         config = FinetuneConfig(min_improvement=self.config.finetune_min_improvement)
         result = finetune_project(serving.checkpoint, videos, serving.expression_classes, config,
                                   on_progress=lambda message, f: progress(message, 0.1 + 0.85 * f))
         outcome = {"kept_new": result.kept_new, "before": result.before, "after": result.after,
                    "seconds": round(result.seconds, 2), "anchors": sum(len(v.anchors) for v in videos),
-                   "videos": len(videos)}
+                   "videos": len(videos), "skipped_videos": skipped}
         if result.kept_new:
             path = self.config.model_dir / "projects" / str(project) / "checkpoints" / result.checkpoint.name
             result.checkpoint.save(path)  # atomic: a folder renamed into place

@@ -1,10 +1,13 @@
 """Anchors, tasks and per-project state that survive restarts: SQLite by default, Redis when configured.
 
 A *video key* names what anchors belong to: ``task:<id>`` in video mode (one task per video),
-``video:<video_id>`` in frame mode (frame tasks grouped by video). Anchors are kept per annotation, so
-an updated or deleted annotation replaces or removes exactly its own frames; where several annotations
-label one frame, the anchor is their mean. Every change bumps the project's revision, which is part of
-the model version Label Studio sees (it only re-asks for predictions of a new version).
+``video:<video_id>`` in frame mode (frame tasks grouped by video). Anchors are kept per annotation as
+spans (``anchors.Span``), so an updated or deleted annotation replaces or removes exactly its own frames,
+and a long range costs one row. Every change bumps the project's revision, which is part of the model
+version Label Studio sees (it only re-asks for predictions of a new version).
+
+What is stored was validated at the edge (``payload``, ``ls_format``): a task is kept as the few fields the
+backend reads (``TaskMedia``), never the body Label Studio sent.
 """
 
 from __future__ import annotations
@@ -12,37 +15,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-Anchors = dict[int, tuple[float, float]]
-
-
-def merge(per_annotation: list[Anchors]) -> Anchors:
-    sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-    for anchors in per_annotation:
-        for frame, (v, a) in anchors.items():
-            total = sums[int(frame)]
-            total[0] += v
-            total[1] += a
-            total[2] += 1
-    return {f: (s[0] / s[2], s[1] / s[2]) for f, s in sorted(sums.items())}
-
-
-def _encode(anchors: Anchors) -> str:
-    return json.dumps({str(f): [v, a] for f, (v, a) in sorted(anchors.items())})
-
-
-def _decode(text: str) -> Anchors:
-    return {int(f): (float(va[0]), float(va[1])) for f, va in json.loads(text).items()}
+from .anchors import Span, decode, encode
 
 
 class Store(Protocol):
-    def set_annotation(self, project: int, annotation_id: int, video_key: str, anchors: Anchors) -> bool: ...
+    def set_annotation(self, project: int, annotation_id: int, video_key: str, spans: list[Span]) -> bool: ...
     def delete_annotation(self, project: int, annotation_id: int) -> str | None: ...
-    def anchors(self, project: int, video_key: str) -> Anchors: ...
+    def spans(self, project: int, video_key: str) -> list[list[Span]]: ...
     def video_keys(self, project: int) -> list[str]: ...
     def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None: ...
     def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]: ...
@@ -88,8 +71,8 @@ class SQLiteStore:
         db.execute("INSERT INTO revisions VALUES (?, 1) ON CONFLICT(project) DO UPDATE SET revision = revision + 1",
                    (project,))
 
-    def set_annotation(self, project: int, annotation_id: int, video_key: str, anchors: Anchors) -> bool:
-        encoded = _encode(anchors)
+    def set_annotation(self, project: int, annotation_id: int, video_key: str, spans: list[Span]) -> bool:
+        encoded = encode(spans)
         with self._db() as db:
             row = db.execute("SELECT video_key, anchors FROM annotations WHERE project=? AND annotation_id=?",
                              (project, annotation_id)).fetchone()
@@ -110,11 +93,11 @@ class SQLiteStore:
             self._bump(db, project)
             return row[0]
 
-    def anchors(self, project: int, video_key: str) -> Anchors:
+    def spans(self, project: int, video_key: str) -> list[list[Span]]:
         with self._db() as db:
-            rows = db.execute("SELECT anchors FROM annotations WHERE project=? AND video_key=?",
+            rows = db.execute("SELECT anchors FROM annotations WHERE project=? AND video_key=? ORDER BY annotation_id",
                               (project, video_key)).fetchall()
-        return merge([_decode(r[0]) for r in rows])
+        return [decode(r[0]) for r in rows]
 
     def video_keys(self, project: int) -> list[str]:
         with self._db() as db:
@@ -167,8 +150,8 @@ class RedisStore:
     def _key(self, project: int, *parts: object) -> str:
         return ":".join([self.prefix, str(project), *map(str, parts)])
 
-    def set_annotation(self, project: int, annotation_id: int, video_key: str, anchors: Anchors) -> bool:
-        entry = json.dumps({"video_key": video_key, "anchors": _encode(anchors)})
+    def set_annotation(self, project: int, annotation_id: int, video_key: str, spans: list[Span]) -> bool:
+        entry = json.dumps({"video_key": video_key, "anchors": encode(spans)})
         key = self._key(project, "annotations")
         if self.redis.hget(key, annotation_id) == entry:
             return False
@@ -196,10 +179,10 @@ class RedisStore:
         pipe.execute()
         return video_key
 
-    def anchors(self, project: int, video_key: str) -> Anchors:
-        ids = sorted(self.redis.smembers(self._key(project, "video", video_key)))
+    def spans(self, project: int, video_key: str) -> list[list[Span]]:
+        ids = sorted(self.redis.smembers(self._key(project, "video", video_key)), key=int)
         entries = self.redis.hmget(self._key(project, "annotations"), ids) if ids else []
-        return merge([_decode(json.loads(e)["anchors"]) for e in entries if e])
+        return [decode(json.loads(e)["anchors"]) for e in entries if e]
 
     def video_keys(self, project: int) -> list[str]:
         keys = self.redis.smembers(self._key(project, "videos"))

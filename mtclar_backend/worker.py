@@ -1,20 +1,29 @@
-"""RQ side of background jobs: `mtclar worker` runs them where REDIS_URL points (several machines may)."""
+"""RQ side of background jobs: `mtclar worker` runs them where REDIS_URL points (several machines may).
+
+A job carries only the project id. The worker builds its own settings from its own environment (the CLI
+entry calls ``configure``) and keeps one runtime, with its loaded model, between jobs.
+"""
 
 from __future__ import annotations
 
-import json
-
 from .config import BackendConfig
 
-_runtimes: dict[str, object] = {}
+_settings: BackendConfig | None = None
+_runtime = None
 
 
-def run_job(project: int, config: dict) -> dict:
+def configure(settings: BackendConfig) -> None:
+    global _settings, _runtime
+    _settings, _runtime = settings, None
+
+
+def run_job(project: int) -> dict:
     """Executed by an RQ worker: the same fine-tune the thread runner does, against the shared store."""
+    global _runtime
     from .runtime import Runtime
 
-    key = json.dumps(config, sort_keys=True)
-    if key not in _runtimes:  # a worker keeps its loaded model between jobs
-        _runtimes[key] = Runtime(BackendConfig.from_dict(config))
-    runtime = _runtimes[key]
-    return runtime.jobs.execute(project)  # type: ignore[attr-defined]
+    if _settings is None:
+        raise RuntimeError("the RQ worker was not configured: start it with `mtclar worker`")
+    if _runtime is None:
+        _runtime = Runtime(_settings)
+    return _runtime.jobs.execute(project)

@@ -17,7 +17,7 @@ import yaml
 
 from model.config_io import from_dict
 from model.encoders import DEFAULT_ENCODER
-from model.errors import MtclarError
+from model.errors import ConfigError
 from model.fewshot import STRATEGIES
 from model.siamese import HeadConfig
 
@@ -27,10 +27,6 @@ PAPER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mtclar_paper.y
 ENCODER_MODES = ("frozen", "partial", "finetune")
 SIMILARITY_MODES = ("auto", "class", "va")
 SL_TARGETS = ("classes", "va", "both")
-
-
-class ConfigError(MtclarError):
-    """A training config file or override is malformed."""
 
 
 class _Checked:

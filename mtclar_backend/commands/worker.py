@@ -1,4 +1,8 @@
-"""`mtclar worker`: run background fine-tunes queued on Redis (needs REDIS_URL)."""
+"""`mtclar worker`: run background fine-tunes queued on Redis (needs REDIS_URL).
+
+The worker reads its settings (model dir, Label Studio URL and key, media roots) from its own environment;
+nothing but the project id travels through Redis.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +18,18 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.errors import MtclarError
+    from model.errors import ConfigError
+
+    from .. import worker
+    from ..config import BackendConfig
+    from ..jobs import QUEUE
 
     if not args.redis_url:
-        raise MtclarError("mtclar worker needs --redis-url or REDIS_URL")
+        raise ConfigError("mtclar worker needs --redis-url or REDIS_URL")
+    worker.configure(BackendConfig.from_env(redis_url=args.redis_url))
     from redis import Redis
     from rq import Queue, Worker
 
     connection = Redis.from_url(args.redis_url)
-    Worker([Queue("mtclar", connection=connection)], connection=connection).work(burst=args.burst)
+    Worker([Queue(QUEUE, connection=connection)], connection=connection).work(burst=args.burst)
     return 0

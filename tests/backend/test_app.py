@@ -164,12 +164,11 @@ def test_interactive_context_adds_anchors(client):
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("/data/local-files/?d=../../../etc/passwd", "outside the media root"),
-        ("http://example.com/clip.mp4", "not Label Studio's"),
+        ("/data/local-files/?d=../../../etc/passwd", "escapes the media roots"),
+        ("http://example.com/clip.mp4", "not on Label Studio's origin"),
         ("/data/upload/3/clip.mp4", "LABEL_STUDIO_URL"),
         ("/data/local-files/?d=videos/missing.mp4", "LABEL_STUDIO_URL"),
         ("s3://bucket/clip.mp4", "not supported"),
-        ("", "no media URL"),
     ],
 )
 def test_media_errors_name_the_task(client, url, message):
@@ -220,11 +219,14 @@ def test_frame_mode_groups_tasks_by_video(tmp_path, embedding_cache, shared_dir,
 
 def test_basic_auth(tmp_path, embedding_cache, shared_dir):
     client, _ = make_client(tmp_path, embedding_cache, shared_dir, basic_auth_user="lab", basic_auth_pass="s3cret")
-    assert client.get("/health").status_code == 401
+    assert client.get("/health").status_code == 200  # liveness is public (Docker's HEALTHCHECK)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/health?project=1").status_code == 401  # anything about a project is not
+    assert client.post("/predict", json={"tasks": []}).status_code == 401
     token = base64.b64encode(b"lab:s3cret").decode()
-    assert client.get("/health", headers={"Authorization": f"Basic {token}"}).status_code == 200
+    assert client.get("/metrics", headers={"Authorization": f"Basic {token}"}).status_code == 200
     wrong = base64.b64encode(b"lab:nope").decode()
-    assert client.get("/health", headers={"Authorization": f"Basic {wrong}"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": f"Basic {wrong}"}).status_code == 401
 
 
 @pytest.mark.slow

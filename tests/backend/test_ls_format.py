@@ -4,12 +4,13 @@ from model.errors import LabelConfigError
 from mtclar_backend.ls_format import (
     NumberSpec,
     check_prediction,
+    annotation_spans,
     frame_prediction,
-    frame_values,
     parse_label_config,
-    video_anchors,
     video_prediction,
 )
+from mtclar_backend.anchors import Span, expand
+from mtclar_backend.payload import ResultItem
 from mtclar_backend.segments import Segment
 
 VIDEO = """<View>
@@ -23,6 +24,19 @@ FRAME = """<View>
   <Number name="valence" toName="frame" min="-10" max="10" step="1"/>
   <Number name="arousal" toName="frame" min="-10" max="10" step="1"/>
 </View>"""
+
+
+def items(result):
+    return [ResultItem.model_validate(item) for item in result]
+
+
+def video_anchors(setup, result, n_frames=1000):
+    return expand([annotation_spans(setup, items(result), "annotation", 10_000)], n_frames)
+
+
+def frame_values(setup, result):
+    spans = annotation_spans(setup, items(result), "annotation", 10_000, frame=3)
+    return (spans[0].valence, spans[0].arousal) if spans else None
 
 
 def region(rid, start, end, v=None, a=None, setup_names=("spans", "my_valence", "Arousal")):
@@ -91,6 +105,7 @@ def test_video_prediction_validates_and_checks_catch_what_the_sdk_does_not():
     setup = parse_label_config(VIDEO)
     prediction = video_prediction(setup, [Segment(0, 9, 0.123, -0.456, 0.7), Segment(10, 20, 0.5, 0.5, 0.4)], [],
                                   0.55, "m1")
+    assert all(item["origin"] == "prediction" for item in prediction["result"])
     assert check_prediction(setup, prediction, n_frames=21) == []
     numbers = [r for r in prediction["result"] if r["type"] == "number"]
     assert {r["value"]["number"] for r in numbers} == {0.12, -0.46, 0.5}
@@ -121,3 +136,17 @@ def test_predictions_accepted_unchanged_are_not_anchors():
     result = frame_prediction(frame, 0.3, 0.3, 1.0, "m")["result"]
     assert frame_values(frame, result) is None  # origin "prediction": the model's own values
     assert frame_values(frame, [{**r, "origin": "prediction-changed"} for r in result]) is not None
+
+
+def test_human_segments_go_back_as_plain_regions():
+    setup = parse_label_config(VIDEO)
+    prediction = video_prediction(setup, [Segment(3, 9, 0.1, 0.1, 0.5)], [Segment(0, 2, -0.4, 0.2, 1.0)], 0.5, "m")
+    human = [item for item in prediction["result"] if item["id"] == "human-0"]
+    assert len(human) == 3 and not any("origin" in item or "score" in item for item in human)
+    assert check_prediction(setup, prediction, n_frames=10) == []
+
+
+def test_a_range_is_kept_as_one_span():
+    setup = parse_label_config(VIDEO)
+    spans = annotation_spans(setup, items(region("a", 1, 1_000_000, 0.2, 0.1)), "annotation", 2_000_000)
+    assert spans == [Span(0, 999_999, 0.2, 0.1)]

@@ -1,6 +1,7 @@
 import pytest
 
-from mtclar_backend.store import RedisStore, SQLiteStore, merge
+from mtclar_backend.anchors import Span, decode, encode, expand
+from mtclar_backend.store import RedisStore, SQLiteStore
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -12,27 +13,43 @@ def store(request, tmp_path):
     return store
 
 
-def test_merge_averages_frames_labelled_twice():
-    assert merge([{1: (0.2, 0.4)}, {1: (0.4, 0.0), 3: (1.0, -1.0)}]) == {1: (pytest.approx(0.3), pytest.approx(0.2)),
-                                                                        3: (1.0, -1.0)}
+def frames(*pairs):
+    return [Span(f, f, v, a) for f, (v, a) in pairs]
+
+
+def anchors(store, project, key, n_frames=100):
+    return expand(store.spans(project, key), n_frames)
+
+
+def test_expand_averages_frames_labelled_twice_and_clips_to_the_video():
+    one, two = [Span(1, 1, 0.2, 0.4)], [Span(1, 1, 0.4, 0.0), Span(3, 3, 1.0, -1.0)]
+    assert expand([one, two], 10) == {1: (pytest.approx(0.3), pytest.approx(0.2)), 3: (1.0, -1.0)}
+    assert expand([[Span(0, 999_999_999, 0.1, 0.2)]], 3) == {0: (0.1, 0.2), 1: (0.1, 0.2), 2: (0.1, 0.2)}
+    assert expand([[Span(50, 60, 0.1, 0.2)]], 10) == {}
+
+
+def test_spans_round_trip_and_the_first_format_still_reads():
+    spans = [Span(0, 4, 0.5, -0.25), Span(9, 9, 1.0, 0.0)]
+    assert decode(encode(spans)) == spans
+    assert decode('{"4": [0.5, -0.5]}') == [Span(4, 4, 0.5, -0.5)]
 
 
 def test_annotations_set_update_delete(store):
     assert store.revision(1) == 0
-    assert store.set_annotation(1, 10, "task:5", {0: (0.1, 0.2), 1: (0.1, 0.2)})
+    assert store.set_annotation(1, 10, "task:5", [Span(0, 1, 0.1, 0.2)])
     assert store.revision(1) == 1
-    assert not store.set_annotation(1, 10, "task:5", {0: (0.1, 0.2), 1: (0.1, 0.2)})  # unchanged: same revision
+    assert not store.set_annotation(1, 10, "task:5", [Span(0, 1, 0.1, 0.2)])  # unchanged: same revision
     assert store.revision(1) == 1
-    store.set_annotation(1, 11, "task:5", {1: (0.3, 0.0)})
-    assert store.anchors(1, "task:5") == {0: (0.1, 0.2), 1: (pytest.approx(0.2), pytest.approx(0.1))}
-    store.set_annotation(1, 10, "task:5", {7: (0.5, 0.5)})  # updated annotation replaces its frames
-    assert store.anchors(1, "task:5") == {1: (0.3, 0.0), 7: (0.5, 0.5)}
+    store.set_annotation(1, 11, "task:5", frames((1, (0.3, 0.0))))
+    assert anchors(store, 1, "task:5") == {0: (0.1, 0.2), 1: (pytest.approx(0.2), pytest.approx(0.1))}
+    store.set_annotation(1, 10, "task:5", frames((7, (0.5, 0.5))))  # updated annotation replaces its frames
+    assert anchors(store, 1, "task:5") == {1: (0.3, 0.0), 7: (0.5, 0.5)}
     assert store.delete_annotation(1, 11) == "task:5"
-    assert store.anchors(1, "task:5") == {7: (0.5, 0.5)}
+    assert anchors(store, 1, "task:5") == {7: (0.5, 0.5)}
     assert store.delete_annotation(1, 999) is None
     assert store.revision(1) == 4
     assert store.video_keys(1) == ["task:5"] and store.video_keys(2) == []
-    assert store.anchors(2, "task:5") == {}  # projects are separate
+    assert anchors(store, 2, "task:5") == {}  # projects are separate
 
 
 def test_tasks_and_state(store):
@@ -47,23 +64,7 @@ def test_tasks_and_state(store):
 
 
 def test_sqlite_survives_reopening(tmp_path):
-    SQLiteStore(tmp_path / "s.db").set_annotation(1, 1, "task:1", {4: (0.5, -0.5)})
-    assert SQLiteStore(tmp_path / "s.db").anchors(1, "task:1") == {4: (0.5, -0.5)}
+    SQLiteStore(tmp_path / "s.db").set_annotation(1, 1, "task:1", frames((4, (0.5, -0.5))))
+    assert anchors(SQLiteStore(tmp_path / "s.db"), 1, "task:1") == {4: (0.5, -0.5)}
 
 
-def test_a_stale_rq_job_does_not_block_training_forever(tmp_path):
-    import datetime as dt
-
-    from mtclar_backend.jobs import TrainingJobs
-
-    store = SQLiteStore(tmp_path / "s.db")
-    # redis_url set (so a queued/running state could belong to a worker elsewhere), no rq_target: runs in a thread
-    jobs = TrainingJobs(store, run=lambda project, progress: {}, redis_url="redis://unused", rq_target=None)
-    recent = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    store.set_state(1, "training", {"status": "running", "started": recent})
-    assert "already" in jobs.start(1, "again")["note"]
-    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)).isoformat(timespec="seconds")
-    store.set_state(1, "training", {"status": "running", "started": old})
-    state = jobs.start(1, "again")
-    assert "note" not in state
-    assert jobs.wait(1, timeout=10)["status"] == "done"

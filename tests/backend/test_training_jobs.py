@@ -92,7 +92,11 @@ def test_redis_store_and_rq_worker(tmp_path, shared_dir, redis_url):
     from redis import Redis
     from rq import Queue, SimpleWorker
 
-    runtime = runtime_for(tmp_path, shared_dir, redis_url=redis_url, finetune_min_improvement=-10.0)
+    from mtclar_backend import worker
+
+    secret = "SECRET-API-KEY-4e1c"
+    runtime = runtime_for(tmp_path, shared_dir, redis_url=redis_url, finetune_min_improvement=-10.0,
+                          label_studio_url="http://127.0.0.1:9", label_studio_api_key=secret)
     client = create_app(runtime).test_client()
     annotate(client, 7)
     assert client.get("/metrics?project=7").get_json()["store"]["backend"] == "redis"
@@ -100,6 +104,20 @@ def test_redis_store_and_rq_worker(tmp_path, shared_dir, redis_url):
     connection = Redis.from_url(redis_url)
     queue = Queue("mtclar", connection=connection)
     assert queue.count == 1
+    job = queue.jobs[0]
+    assert job.args == (7,) and not job.kwargs  # the project id, nothing else
+    assert secret not in repr(job.to_dict())
+    for key in connection.keys("*"):  # no secret in any plain value either
+        kind = connection.type(key).decode()
+        values = {"string": lambda k: [connection.get(k)], "hash": lambda k: connection.hvals(k),
+                  "set": lambda k: connection.smembers(k), "list": lambda k: connection.lrange(k, 0, -1),
+                  "zset": lambda k: connection.zrange(k, 0, -1)}.get(kind, lambda k: [])(key)
+        assert not any(secret.encode() in (v or b"") for v in values), key
+    # the worker builds its own settings from its own environment, as `mtclar worker` does
+    worker.configure(BackendConfig.from_env({"MODEL_DIR": str(tmp_path / "model"), "REDIS_URL": redis_url,
+                                             "MTCLAR_CACHE_DIR": str(tmp_path.parent / "training-cache"),
+                                             "MTCLAR_MEDIA_ROOTS": str(shared_dir / "data"),
+                                             "MTCLAR_FINETUNE_MIN_IMPROVEMENT": "-10"}))
     SimpleWorker([queue], connection=connection).work(burst=True)  # what `mtclar worker` runs
     state = client.get("/metrics?project=7").get_json()["training"]
     assert state["status"] == "done" and state["kept_new"], state
