@@ -7,10 +7,13 @@ checkpoint.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
+import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from .encoders.base import FaceEncoder
 from .errors import CheckpointError
+from .files import UMASK
 from .face.pipeline import PipelineConfig
 from .fewshot import LabelerConfig
 from .siamese import HeadConfig, PairHeads, SLConfig, SupervisedHead
@@ -118,34 +122,68 @@ class Checkpoint:
     # -- files --------------------------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> Path:
+        """Write the checkpoint beside ``directory`` and swap it into place: at every instant the path holds a
+        complete checkpoint (the old or the new one), and nothing is left beside it afterwards."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is read by other accounts (servers)
+        _remove_litter(directory)
+        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.staging-"))
+        staging.chmod(0o777 & ~UMASK)  # mkdtemp makes 0700; a checkpoint is read by other accounts (servers)
         try:
-            (staging / CONFIG_FILE).write_text(json.dumps(self.to_config(), indent=2) + "\n")
             if self.state:
                 tensors = {k: v.detach().cpu().contiguous() for k, v in self.state.items()}
                 save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"name": self.name})
-            old = None
-            if directory.exists():
-                old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old-"))
-                os.replace(directory, old)
-            os.replace(staging, directory)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            # config last: a folder with a config.json is complete (what _remove_litter relies on)
+            (staging / CONFIG_FILE).write_text(json.dumps(self.to_config(), indent=2) + "\n")
+            if directory.exists() and exchange(staging, directory):
+                shutil.rmtree(staging, ignore_errors=True)  # now holds the old checkpoint
+            else:
+                if directory.exists():  # no atomic exchange on this file system: two renames
+                    os.replace(directory, directory.parent / f".{directory.name}.old-{os.getpid()}")
+                os.replace(staging, directory)
+                _remove_litter(directory)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return directory
 
 
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
+    if sys.platform != "linux":
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(b))
+
+
+def _remove_litter(directory: Path) -> None:
+    """Staging and old folders of this checkpoint left by a process killed while saving; if the checkpoint
+    itself is missing (killed between two renames), the newest complete one is put back first."""
+    litter = sorted(directory.parent.glob(f".{directory.name}.*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not directory.exists():
+        for candidate in litter:
+            if (candidate / CONFIG_FILE).is_file():
+                os.replace(candidate, directory)
+                break
+    for path in directory.parent.glob(f".{directory.name}.*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
     """A checkpoint folder (or its config.json / weights file); ``None`` = the shipped default."""
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
     directory = path.parent if path.is_file() else path
+    if not directory.exists() and any(directory.parent.glob(f".{directory.name}.*")):
+        _remove_litter(directory)  # a save was killed between two renames: put the checkpoint back
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: expected a folder with {CONFIG_FILE}")

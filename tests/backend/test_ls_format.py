@@ -1,15 +1,15 @@
 import pytest
 
 from model.errors import LabelConfigError
+from mtclar_backend.anchors import Span, expand
 from mtclar_backend.ls_format import (
     NumberSpec,
-    check_prediction,
     annotation_spans,
+    check_prediction,
     frame_prediction,
     parse_label_config,
     video_prediction,
 )
-from mtclar_backend.anchors import Span, expand
 from mtclar_backend.payload import ResultItem
 from mtclar_backend.segments import Segment
 
