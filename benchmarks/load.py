@@ -147,8 +147,9 @@ def main() -> int:
            "MTCLAR_MEDIA_ROOTS": str(SHARED), "PORT": str(args.port), "LOG_LEVEL": "WARNING"}
     env.pop("LABEL_STUDIO_URL", None)
     mtclar = Path(sys.executable).with_name("mtclar")
-    server = subprocess.Popen([str(mtclar), "serve", "--host", "127.0.0.1", "--port", str(args.port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))
+    with open(work / "server.log", "w") as log:
+        server = subprocess.Popen([str(mtclar), "serve", "--host", "127.0.0.1", "--port", str(args.port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{args.port}"
     try:
         for _ in range(600):

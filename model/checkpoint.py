@@ -24,9 +24,9 @@ from safetensors.torch import load_file, save_file
 
 from .encoders.base import FaceEncoder
 from .errors import CheckpointError
-from .files import UMASK
 from .face.pipeline import PipelineConfig
 from .fewshot import LabelerConfig
+from .files import UMASK
 from .siamese import HeadConfig, PairHeads, SLConfig, SupervisedHead
 
 FORMAT = "mtclar-checkpoint"
