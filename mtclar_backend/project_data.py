@@ -77,7 +77,7 @@ def stored_media(runtime, project: int, key: str) -> list[TaskMedia]:
     """The stored tasks of a video key; rows stored before validation existed that lack a URL are skipped."""
     out = []
     for task_id, frame, data in runtime.store.tasks(project, key):
-        url = data.get("url")
+        url = data.get("url") if isinstance(data, dict) else None
         if isinstance(url, str) and url:
             fps = data.get("fps")
             out.append(TaskMedia(task_id, key, url, frame, fps if isinstance(fps, int | float) else None))

