@@ -82,8 +82,8 @@ def test_malformed_predicts_get_400_naming_the_field_and_store_nothing(robust_cl
     (b"", "empty"),
     (b"not json", "not JSON"),
     (b"[1, 2]", "JSON object"),
-    (b'{"tasks": [{"id": 1, "data": {"video": "x"}, "annotations": [{"id": 2, "result": [{"value": {"number": NaN}}]}]}]}',
-     "NaN"),
+    (b'{"tasks": [{"id": 1, "data": {"video": "x"}, "annotations": [{"id": 2, "result": '
+     b'[{"value": {"number": NaN}}]}]}]}', "NaN"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "nested too deeply"),
 ])
@@ -165,7 +165,8 @@ def test_malformed_webhooks_get_400_and_unknown_actions_are_ignored(robust_clien
           "annotation": {"id": 1, "result": "x"}}, 400, "annotation.result"),
         ({"action": "ANNOTATION_CREATED", "project": project, "task": {"id": 1, "data": {"video": SINGLE_URL}}},
          400, "annotation"),
-        ({"action": "ANNOTATIONS_DELETED", "project": project, "annotations": [{"id": "abc"}]}, 400, "annotations[0].id"),
+        ({"action": "ANNOTATIONS_DELETED", "project": project, "annotations": [{"id": "abc"}]}, 400,
+         "annotations[0].id"),
         ({"action": "ANNOTATIONS_DELETED", "project": project, "annotations": "all"}, 400, "annotations"),
         ({"action": "ANNOTATION_CREATED", "project": {"id": 99999999999999999999}, "task": {}}, 400, "project.id"),
         ({"action": "START_TRAINING"}, 400, "project"),
