@@ -24,19 +24,29 @@ class Span:
 
 
 def expand(annotations: list[list[Span]], n_frames: int) -> Anchors:
-    """Spans of several annotations -> per-frame anchors inside ``[0, n_frames)``, averaged where they overlap."""
-    sums = np.zeros((max(n_frames, 0), 2))
-    counts = np.zeros(max(n_frames, 0))
-    for spans in annotations:
-        for span in spans:
-            low, high = max(span.start, 0), min(span.end, n_frames - 1)
-            if low > high:
-                continue
-            sums[low:high + 1] += (span.valence, span.arousal)
-            counts[low:high + 1] += 1
+    """Spans of several annotations -> per-frame anchors inside ``[0, n_frames)``, averaged where they overlap.
+    Costs the labelled frames (at most the video), never ``n_frames`` itself: frame mode passes a large bound."""
+    clipped = [(max(s.start, 0), min(s.end, n_frames - 1), s.valence, s.arousal)
+               for spans in annotations for s in spans]
+    clipped = [c for c in clipped if c[0] <= c[1]]
+    if not clipped:
+        return {}
+    low, high = min(c[0] for c in clipped), max(c[1] for c in clipped)
+    if 4 * sum(end - start + 1 for start, end, _, _ in clipped) < high - low + 1:  # sparse: a few far-apart frames
+        totals: dict[int, list[float]] = {}
+        for start, end, v, a in clipped:
+            for frame in range(start, end + 1):
+                total = totals.setdefault(frame, [0.0, 0.0, 0])
+                total[0], total[1], total[2] = total[0] + v, total[1] + a, total[2] + 1
+        return {f: (t[0] / t[2], t[1] / t[2]) for f, t in sorted(totals.items())}
+    sums = np.zeros((high - low + 1, 2))  # dense: one array over the labelled range, at most the video
+    counts = np.zeros(high - low + 1)
+    for start, end, v, a in clipped:
+        sums[start - low:end - low + 1] += (v, a)
+        counts[start - low:end - low + 1] += 1
     frames = np.flatnonzero(counts)
     means = sums[frames] / counts[frames, None]
-    return {int(f): (float(v), float(a)) for f, (v, a) in zip(frames, means, strict=True)}
+    return {int(f) + low: (float(v), float(a)) for f, (v, a) in zip(frames, means, strict=True)}
 
 
 def last_frame(annotations: list[list[Span]]) -> int:

@@ -68,3 +68,8 @@ def test_sqlite_survives_reopening(tmp_path):
     assert anchors(SQLiteStore(tmp_path / "s.db"), 1, "task:1") == {4: (0.5, -0.5)}
 
 
+
+
+def test_expand_costs_the_labelled_frames_not_the_bound():
+    far = [[Span(5, 5, 0.1, 0.2), Span(1_999_999, 1_999_999, 0.3, 0.4)], [Span(5, 5, 0.3, 0.0)]]
+    assert expand(far, 2_000_001) == {5: (pytest.approx(0.2), pytest.approx(0.1)), 1_999_999: (0.3, 0.4)}
