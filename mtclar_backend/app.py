@@ -98,6 +98,7 @@ def create_app(runtime: Runtime) -> Flask:
         model = MTCLARModel(runtime, data.project, data.config)
         if model.label_setup is None:
             raise LabelConfigError("/setup needs the project's labelling config in 'schema'")
+        model.remember_setup()
         model.backfill(runtime.api_for_setup(data.hostname, data.access_token))
         return jsonify({"model_version": model.model_version, "mode": model.label_setup.mode})
 

@@ -62,12 +62,15 @@ class MTCLARModel:
         self.label_setup: LabelSetup | None = None
         if self.label_config:
             self.label_setup = parse_label_config(self.label_config)
-            if self.project_id is not None:
-                known = self.store.get_state(self.project_id, "setup") or {}
-                if known.get("label_config") != self.label_config:
-                    self.store.set_state(self.project_id, "setup", {"label_config": self.label_config})
         elif self.project_id is not None:
             self.label_setup = project_setup(self.runtime, self.project_id)
+
+    def remember_setup(self) -> None:
+        """Keep the project's config (for fits and webhooks without one); called once a request is valid."""
+        if self.label_config and self.project_id is not None:
+            known = self.store.get_state(self.project_id, "setup") or {}
+            if known.get("label_config") != self.label_config:
+                self.store.set_state(self.project_id, "setup", {"label_config": self.label_config})
 
     @property
     def model_version(self) -> str:
@@ -150,6 +153,7 @@ class MTCLARModel:
         reads = [self._read(task) for task in tasks]  # validates everything before anything is stored
         extra = annotation_spans(setup, context.result, "context", self.runtime.config.max_frame) \
             if context is not None and context.result and setup.mode == "video" else []
+        self.remember_setup()
         for read in reads:
             self._remember(read)
         version = self.model_version
@@ -252,6 +256,7 @@ class MTCLARModel:
             annotation = data.annotation
             task = data.task.model_copy(update={"annotations": [annotation]})
             read = self._read(task)
+            self.remember_setup()
             if not annotation.usable:  # cancelled or emptied: its anchors go
                 read.annotations = [(annotation, [])]
             changed = self._remember(read)
