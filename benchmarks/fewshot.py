@@ -38,7 +38,7 @@ def main() -> None:
                                text=True).stdout.strip()
         sets = [(DATA / "dev_labels.csv", [VIDEOS]), (DATA / "heldout_labels.csv", [Path(clips)])]
     for data, videos in sets:
-        command = [sys.executable, "-m", "mtclar_backend.cli", "evaluate", "--data", str(data),
+        command = [sys.executable, "-m", "mtclar.cli", "evaluate", "--data", str(data),
                    "--support", *args.support, *extra]
         for folder in videos:
             command += ["--videos", str(folder)]

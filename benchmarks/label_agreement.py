@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model.metrics import ccc, rmse  # noqa: E402
+from mtclar.model.metrics import ccc, rmse  # noqa: E402
 
 LABELS = Path(__file__).resolve().parent / "data" / "labels"
 SPLIT_SEED = 20261127

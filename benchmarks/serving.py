@@ -81,7 +81,7 @@ def main() -> None:
         port = s.getsockname()[1]
     env = {**os.environ, "MODEL_DIR": str(work / "model"), "MTCLAR_CACHE_DIR": str(work / "cache"),
            "MTCLAR_MEDIA_ROOTS": str(media)}
-    server = subprocess.Popen([sys.executable, "-m", "mtclar_backend.cli", "serve", "--host", "127.0.0.1", "--port",
+    server = subprocess.Popen([sys.executable, "-m", "mtclar.cli", "serve", "--host", "127.0.0.1", "--port",
                                str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, timeout=600)

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.embeddings import VideoEmbedder, encode_crops  # noqa: E402
-from model.encoders import DEFAULT_ENCODER, create_encoder  # noqa: E402
-from model.face import DetectorConfig, FacePipeline, PipelineConfig  # noqa: E402
-from model.video import FrameBatch, iter_frames, read_header  # noqa: E402
+from mtclar.model.embeddings import VideoEmbedder, encode_crops  # noqa: E402
+from mtclar.model.encoders import DEFAULT_ENCODER, create_encoder  # noqa: E402
+from mtclar.model.face import DetectorConfig, FacePipeline, PipelineConfig  # noqa: E402
+from mtclar.model.video import FrameBatch, iter_frames, read_header  # noqa: E402
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "WolfgangLanger_Pexels.mp4"
 

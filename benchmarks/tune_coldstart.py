@@ -20,9 +20,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.labeling import VideoLabeler  # noqa: E402
-from training.evaluate import embed_case, evaluate  # noqa: E402
-from training.sources import load_labelled_videos  # noqa: E402
+from mtclar.model.labeling import VideoLabeler  # noqa: E402
+from mtclar.training.evaluate import embed_case, evaluate  # noqa: E402
+from mtclar.training.sources import load_labelled_videos  # noqa: E402
 
 GRID = {
     "similarity_temperature": [0.02, 0.05, 0.1, 0.2],

@@ -1,3 +1,5 @@
-"""Label Studio side of MT-CLAR: HTTP protocol, label configs, anchor store, jobs, and the `mtclar` CLI."""
+"""Label Studio side of MT-CLAR: HTTP protocol, Label Studio JSON, anchor store, media, background jobs."""
 
-__version__ = "0.1.0"
+from mtclar import __version__
+
+__all__ = ["__version__"]

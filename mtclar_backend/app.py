@@ -11,9 +11,7 @@ import logging
 import time
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
-
-from model.errors import (
+from mtclar.model.errors import (
     AnchorError,
     CheckpointError,
     ConfigError,
@@ -24,6 +22,7 @@ from model.errors import (
     PayloadError,
     PayloadTooLarge,
 )
+from werkzeug.exceptions import HTTPException
 
 from . import __version__
 from .model import MTCLARModel

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from model.errors import ConfigError
+from mtclar.model.errors import ConfigError
 
 from .ls_api import origin
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
-from model.errors import MediaError, MtclarError
-from model.video import IMAGE_EXTENSIONS, list_frame_images, probe_video
+from mtclar.model.errors import MediaError, MtclarError
+from mtclar.model.video import IMAGE_EXTENSIONS, list_frame_images, probe_video
 
 from .ls_api import LabelStudioAPI
 

@@ -15,7 +15,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 
-from model.files import utc_now
+from mtclar.model.files import utc_now
 
 from .store import Store
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-
-from model.errors import MediaError
-from model.files import stream_to_file
+from mtclar.model.errors import MediaError
+from mtclar.model.files import stream_to_file
 
 log = logging.getLogger(__name__)
 DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -15,8 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from label_studio_sdk.label_interface import LabelInterface
-
-from model.errors import LabelConfigError, PayloadError, PayloadTooLarge
+from mtclar.model.errors import LabelConfigError, PayloadError, PayloadTooLarge
 
 from .anchors import Span
 from .payload import ResultItem, Task, finite_number, whole_number

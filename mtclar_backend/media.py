@@ -18,9 +18,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
-
-from model.errors import MediaError
-from model.files import stream_to_file
+from mtclar.model.errors import MediaError
+from mtclar.model.files import stream_to_file
 
 from .ls_api import LabelStudioAPI, origin
 

@@ -14,9 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from mtclar.model.errors import LabelConfigError, MediaError, MtclarError, PayloadError
 from pydantic import ValidationError
-
-from model.errors import LabelConfigError, MediaError, MtclarError, PayloadError
 
 from .anchors import Span, expand
 from .ls_format import (

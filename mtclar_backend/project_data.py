@@ -11,10 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-
-from model.embeddings import VideoEmbeddings
-from model.errors import LabelConfigError, MediaError, MtclarError
-from model.video import VideoInfo
+from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.errors import LabelConfigError, MediaError, MtclarError
+from mtclar.model.video import VideoInfo
 
 from .anchors import Anchors, expand
 from .ls_format import LabelSetup, TaskMedia, parse_label_config

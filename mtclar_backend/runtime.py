@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from model.embeddings import VideoEmbeddings
-from model.errors import AnchorError
-from model.labeling import VideoLabeler
+from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.errors import AnchorError
+from mtclar.model.labeling import VideoLabeler
 
 from .config import BackendConfig
 from .jobs import TrainingJobs
@@ -151,7 +150,7 @@ class Runtime:
     # -- fine-tuning ----------------------------------------------------------------------------------
 
     def finetune(self, project: int, progress) -> dict:
-        from training.finetune import FinetuneConfig, ProjectVideo, finetune_project
+        from mtclar.training.finetune import FinetuneConfig, ProjectVideo, finetune_project
 
         from .project_data import project_videos
 

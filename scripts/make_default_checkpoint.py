@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.checkpoint import DEFAULT_CHECKPOINT, Checkpoint  # noqa: E402
-from model.encoders import DEFAULT_ENCODER, create_encoder  # noqa: E402
-from model.face import PipelineConfig  # noqa: E402
-from model.fewshot import KernelConfig, LabelerConfig  # noqa: E402
+from mtclar.model.checkpoint import DEFAULT_CHECKPOINT, Checkpoint  # noqa: E402
+from mtclar.model.encoders import DEFAULT_ENCODER, create_encoder  # noqa: E402
+from mtclar.model.face import PipelineConfig  # noqa: E402
+from mtclar.model.fewshot import KernelConfig, LabelerConfig  # noqa: E402
 
 NAME = "mtclar-faceapi-coldstart-1"
 KERNEL = KernelConfig(similarity_temperature=0.02, time_scale_s=1.0, prior_weight=(0.8, 0.3))

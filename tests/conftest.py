@@ -29,20 +29,20 @@ def stills(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def face_pipeline():
-    from model.face import FacePipeline
+    from mtclar.model.face import FacePipeline
 
     return FacePipeline()
 
 
 @pytest.fixture(scope="session")
 def encoder():
-    from model.encoders import create_encoder
+    from mtclar.model.encoders import create_encoder
 
     return create_encoder("faceapi-expression")
 
 
 @pytest.fixture(scope="session")
 def embedder(face_pipeline, encoder, tmp_path_factory):
-    from model.embeddings import EmbeddingCache, VideoEmbedder
+    from mtclar.model.embeddings import EmbeddingCache, VideoEmbedder
 
     return VideoEmbedder(face_pipeline, encoder, EmbeddingCache(tmp_path_factory.mktemp("embedding-cache")))

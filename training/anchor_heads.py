@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-
-from model.errors import AnchorError
-from model.fewshot import check_anchors
-from model.siamese import HeadConfig, PairHeads
+from mtclar.model.errors import AnchorError
+from mtclar.model.fewshot import check_anchors
+from mtclar.model.siamese import HeadConfig, PairHeads
 
 from .losses import dynamic_mse_weight, mse_ccc_loss, similarity_loss
 

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from model.config_io import from_dict
-from model.encoders import DEFAULT_ENCODER
-from model.errors import ConfigError
-from model.fewshot import STRATEGIES
-from model.siamese import HeadConfig
+from mtclar.model.config_io import from_dict
+from mtclar.model.encoders import DEFAULT_ENCODER
+from mtclar.model.errors import ConfigError
+from mtclar.model.fewshot import STRATEGIES
+from mtclar.model.siamese import HeadConfig
 
 from .pairs import VA_THRESHOLD
 

@@ -24,10 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from mtclar.model.face.pipeline import FacePipeline
+from mtclar.model.video import content_id, iter_image_batches, read_image, sequence_content_id
 from tqdm import tqdm
-
-from model.face.pipeline import FacePipeline
-from model.video import content_id, iter_image_batches, read_image, sequence_content_id
 
 log = logging.getLogger(__name__)
 

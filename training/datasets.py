@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mtclar.model.errors import DataError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
-
-from model.errors import DataError
 
 from .config import AugmentConfig
 from .crops import CropCache, CropReader, CropRef

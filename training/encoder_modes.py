@@ -7,11 +7,10 @@ not part of the embedding, and a parameter without a gradient would stall Distri
 
 from __future__ import annotations
 
+from mtclar.model.encoders.base import FaceEncoder
+from mtclar.model.encoders.emonet import EmoNetEncoder
+from mtclar.model.encoders.faceapi_expression import FaceExpressionEncoder
 from torch import nn
-
-from model.encoders.base import FaceEncoder
-from model.encoders.emonet import EmoNetEncoder
-from model.encoders.faceapi_expression import FaceExpressionEncoder
 
 from .config import ENCODER_MODES, ConfigError
 

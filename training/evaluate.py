@@ -10,12 +10,11 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.labeling import VideoLabeler
+from mtclar.model.metrics import DIMENSIONS, pcc, per_video_mean, va_metrics
+from mtclar.model.support import every, first, parse_support, random, suggest
 from tqdm import tqdm
-
-from model.embeddings import VideoEmbeddings
-from model.labeling import VideoLabeler
-from model.metrics import DIMENSIONS, pcc, per_video_mean, va_metrics
-from model.support import every, first, parse_support, random, suggest
 
 from .sources import LabelledVideo
 

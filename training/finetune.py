@@ -40,13 +40,12 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
-
-from model.checkpoint import Checkpoint, state_with_prefix
-from model.config_io import json_safe
-from model.embeddings import VideoEmbeddings
-from model.errors import AnchorError, CheckpointError
-from model.fewshot import STRATEGIES, FewShotLabeler, FrameFeatures, LabelerConfig
-from model.metrics import DIMENSIONS, va_metrics
+from mtclar.model.checkpoint import Checkpoint, state_with_prefix
+from mtclar.model.config_io import json_safe
+from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.errors import AnchorError, CheckpointError
+from mtclar.model.fewshot import STRATEGIES, FewShotLabeler, FrameFeatures, LabelerConfig
+from mtclar.model.metrics import DIMENSIONS, va_metrics
 
 from .anchor_heads import AnchorSample, collect_anchors, make_folds, train_heads
 from .pairs import VA_THRESHOLD

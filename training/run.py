@@ -7,11 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from model.checkpoint import load_checkpoint
-from model.encoders import create_encoder
-from model.encoders.base import FaceEncoder
-from model.errors import DataError
-from model.face.pipeline import FacePipeline, PipelineConfig
+from mtclar.model.checkpoint import load_checkpoint
+from mtclar.model.encoders import create_encoder
+from mtclar.model.encoders.base import FaceEncoder
+from mtclar.model.errors import DataError
+from mtclar.model.face.pipeline import FacePipeline, PipelineConfig
 
 from . import distributed as dist_utils
 from .config import TrainConfig

@@ -24,8 +24,7 @@ from typing import Any
 
 import torch
 import yaml
-
-from model.checkpoint import Checkpoint
+from mtclar.model.checkpoint import Checkpoint
 
 STATE_FILE = "state.pt"
 LOG_FILE = "log.jsonl"
@@ -79,7 +78,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / STATE_FILE
     if not path.is_file():
-        from model.errors import CheckpointError
+        from mtclar.model.errors import CheckpointError
 
         raise CheckpointError(f"no training state to resume from at {path}")
     return torch.load(path, map_location="cpu", weights_only=False)

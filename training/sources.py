@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.errors import AnchorError, DataError
-from model.video import list_frame_images
+from mtclar.model.errors import AnchorError, DataError
+from mtclar.model.video import list_frame_images
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 AFEWVA_FPS = 25.0

@@ -20,15 +20,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from mtclar.model.checkpoint import Checkpoint, state_with_prefix
+from mtclar.model.config_io import json_safe
+from mtclar.model.encoders.base import FaceEncoder
+from mtclar.model.errors import DataError
+from mtclar.model.metrics import ccc as ccc_metric
+from mtclar.model.siamese import SLConfig, SupervisedHead
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
-
-from model.checkpoint import Checkpoint, state_with_prefix
-from model.config_io import json_safe
-from model.encoders.base import FaceEncoder
-from model.errors import DataError
-from model.metrics import ccc as ccc_metric
-from model.siamese import SLConfig, SupervisedHead
 
 from .config import AugmentConfig, SLTrainConfig, TrainConfig
 from .datasets import FaceCrops, FaceItem, build_transform, label_arrays
@@ -167,7 +166,7 @@ def run_supervised(config: TrainConfig, checkpoint: Checkpoint, cache_dir: str |
                    encoder_weights: str | None = None, device: str = "cpu", name: str | None = None,
                    show_progress: bool = False) -> tuple[Checkpoint, list[dict[str, Any]]]:
     """Crops -> frozen embeddings of ``checkpoint``'s encoder -> SL head -> ``out`` (a checkpoint folder)."""
-    from model.labeling import VideoLabeler
+    from mtclar.model.labeling import VideoLabeler
 
     from .crops import CropCache, canvas_size
     from .datasets import load_items, split_by_group

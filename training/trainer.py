@@ -16,19 +16,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from mtclar.model.checkpoint import Checkpoint, load_checkpoint, state_with_prefix
+from mtclar.model.config_io import json_safe
+from mtclar.model.encoders.base import FaceEncoder
+from mtclar.model.errors import CheckpointError, DataError
+from mtclar.model.face.pipeline import PipelineConfig
+from mtclar.model.fewshot import LabelerConfig
+from mtclar.model.metrics import ccc as ccc_metric
+from mtclar.model.siamese import MTCLAR, PairHeads
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
-
-from model.checkpoint import Checkpoint, load_checkpoint, state_with_prefix
-from model.config_io import json_safe
-from model.encoders.base import FaceEncoder
-from model.errors import CheckpointError, DataError
-from model.face.pipeline import PipelineConfig
-from model.fewshot import LabelerConfig
-from model.metrics import ccc as ccc_metric
-from model.siamese import MTCLAR, PairHeads
 
 from . import distributed as dist_utils
 from .config import TrainConfig

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mtclar_backend.cli import main
+from mtclar.cli import main
 
 
 @pytest.fixture(scope="session")

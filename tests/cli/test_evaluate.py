@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mtclar_backend.cli import main
+from mtclar.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_LABELS = REPO / "benchmarks" / "data" / "dev_labels.csv"

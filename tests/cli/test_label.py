@@ -5,7 +5,7 @@ import re
 import cv2
 import pytest
 
-from mtclar_backend.cli import main
+from mtclar.cli import main
 
 from .conftest import run_captured
 

@@ -51,7 +51,7 @@ class Backend:
                # accept any fine-tune, so that the test sees training change the served version every time
                "MTCLAR_FINETUNE_MIN_IMPROVEMENT": "-10"}
         self.log = open(self.work / "backend.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen([sys.executable, "-m", "mtclar_backend.cli", "serve", "--host", "127.0.0.1",
+        self.process = subprocess.Popen([sys.executable, "-m", "mtclar.cli", "serve", "--host", "127.0.0.1",
                                          "--port", str(self.port)], env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         deadline = time.monotonic() + 120
@@ -270,7 +270,7 @@ def test_frame_mode_with_uploaded_frames(label_studio, backend, api, tmp_path):
 
 def test_import_command(label_studio, backend, capsys):
     """`mtclar import` in one line: a project, video tasks served in place, the backend connected."""
-    from mtclar_backend.cli import main
+    from mtclar.cli import main
 
     server, client = label_studio
     folder = server.document_root / "import-cli"

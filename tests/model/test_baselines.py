@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from model.baselines import hold_last_anchor, linear_interpolation
+from mtclar.model.baselines import hold_last_anchor, linear_interpolation
 
 
 def test_hold_last_anchor_copies_the_preceding_anchor():

@@ -2,11 +2,10 @@ import json
 import os
 import stat
 
+import mtclar.model.checkpoint as checkpoint_module
 import pytest
 import torch
-
-import model.checkpoint as checkpoint_module
-from model.checkpoint import (
+from mtclar.model.checkpoint import (
     CONFIG_FILE,
     DEFAULT_CHECKPOINT,
     WEIGHTS_FILE,
@@ -14,10 +13,10 @@ from model.checkpoint import (
     load_checkpoint,
     state_with_prefix,
 )
-from model.config_io import from_dict
-from model.errors import CheckpointError
-from model.fewshot import KernelConfig, LabelerConfig
-from model.siamese import HeadConfig, PairHeads, SLConfig, SupervisedHead
+from mtclar.model.config_io import from_dict
+from mtclar.model.errors import CheckpointError
+from mtclar.model.fewshot import KernelConfig, LabelerConfig
+from mtclar.model.siamese import HeadConfig, PairHeads, SLConfig, SupervisedHead
 
 TINY_HEADS = HeadConfig(embed_dim=4, hidden=(8,), fusion="absdiff", dropout=0.1)
 TINY_SL = SLConfig(embed_dim=4, hidden=(6,), n_classes=3, regress_va=True)

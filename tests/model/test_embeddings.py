@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from model.embeddings import EmbeddingCache, VideoEmbedder, VideoEmbeddings
-from model.video import content_id
+from mtclar.model.embeddings import EmbeddingCache, VideoEmbedder, VideoEmbeddings
+from mtclar.model.video import content_id
 
 
 @pytest.mark.slow

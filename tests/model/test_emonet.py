@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from model.encoders import create_encoder
-from model.encoders.emonet import EMOTION_BRANCH, EmoNetEncoder, build_emonet, load_emonet_state_dict
-from model.errors import WeightsError
+from mtclar.model.encoders import create_encoder
+from mtclar.model.encoders.emonet import EMOTION_BRANCH, EmoNetEncoder, build_emonet, load_emonet_state_dict
+from mtclar.model.errors import WeightsError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # tests/model/x.py -> repo -> its parent
 SPEC_PATH = SHARED / "data" / "weights" / "emonet_8_state_dict_spec.json"

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-
-from model.face import AlignConfig, Face, PersonTracker, TrackerConfig, align_face
-from model.face.align import similarity_transform
-from model.video import read_image
+from mtclar.model.face import AlignConfig, Face, PersonTracker, TrackerConfig, align_face
+from mtclar.model.face.align import similarity_transform
+from mtclar.model.video import read_image
 
 
 def _face(x: float, y: float, size: float, score: float = 0.99) -> Face:

@@ -17,14 +17,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from model.encoders import create_encoder
-from model.encoders.faceapi_expression import (
+from mtclar.model.encoders import create_encoder
+from mtclar.model.encoders.faceapi_expression import (
     DEFAULT_WEIGHTS,
     FaceExpressionEncoder,
     build_faceapi_expression,
 )
-from model.errors import WeightsError
+from mtclar.model.errors import WeightsError
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = REPO / "tests" / "data" / "faceapi_reference"

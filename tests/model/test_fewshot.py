@@ -6,17 +6,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-from model.baselines import hold_last_anchor, linear_interpolation
-from model.errors import AnchorError, CheckpointError
-from model.fewshot import (
+from mtclar.model.baselines import hold_last_anchor, linear_interpolation
+from mtclar.model.errors import AnchorError, CheckpointError
+from mtclar.model.fewshot import (
     FewShotLabeler,
     FrameFeatures,
     KernelConfig,
     LabelerConfig,
     check_anchors,
 )
-from model.siamese import HeadConfig, PairHeads, SLConfig, SupervisedHead
+from mtclar.model.siamese import HeadConfig, PairHeads, SLConfig, SupervisedHead
 
 # temperature 1 and time scale 1 s keep the softmax weights easy to write down
 HAND = KernelConfig(similarity_temperature=1.0, time_scale_s=1.0, prior_weight=(0.0, 0.0), novelty_weight=1.0,

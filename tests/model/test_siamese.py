@@ -2,10 +2,9 @@ import math
 
 import pytest
 import torch
+from mtclar.model.encoders import create_encoder
+from mtclar.model.siamese import MTCLAR, HeadConfig, PairHeads, SLConfig, SupervisedHead, fuse, projector
 from torch import nn
-
-from model.encoders import create_encoder
-from model.siamese import MTCLAR, HeadConfig, PairHeads, SLConfig, SupervisedHead, fuse, projector
 
 
 def layer_summary(sequential: nn.Sequential) -> list[tuple]:

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from model.support import diverse_start, every, first, most_uncertain, parse_support, random, suggest
+from mtclar.model.support import diverse_start, every, first, most_uncertain, parse_support, random, suggest
 
 
 @pytest.mark.parametrize(("spec", "parsed"), [

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from model.errors import MediaError
-from model.video import content_id, iter_frames, probe_video, read_frame, read_header
+from mtclar.model.errors import MediaError
+from mtclar.model.video import content_id, iter_frames, probe_video, read_frame, read_header
 
 
 def test_probe_counts_decoded_frames(videos):

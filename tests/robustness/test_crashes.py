@@ -12,8 +12,8 @@ import textwrap
 import time
 
 import pytest
+from mtclar.model.checkpoint import load_checkpoint
 
-from model.checkpoint import load_checkpoint
 from mtclar_backend.app import create_app
 from mtclar_backend.config import BackendConfig
 from mtclar_backend.jobs import TrainingJobs
@@ -67,7 +67,7 @@ def test_checkpoint_replace_survives_kill_9_and_leaves_no_litter(tmp_path):
         import sys, dataclasses
         sys.path.insert(0, {REPO!r})
         import torch
-        from model.checkpoint import load_checkpoint
+        from mtclar.model.checkpoint import load_checkpoint
         base = load_checkpoint()
         i = 0
         while True:

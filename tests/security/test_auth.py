@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from mtclar.model.errors import ConfigError
 
-from model.errors import ConfigError
 from mtclar_backend.app import create_app
 from mtclar_backend.config import BackendConfig
 from mtclar_backend.runtime import Runtime
@@ -31,7 +31,7 @@ def test_misconfiguration_stops_start_up_naming_the_setting(env, message):
 
 
 def test_serve_refuses_to_start_with_half_of_basic_auth(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "mtclar_backend.cli", "serve", "--model-dir", str(tmp_path)],
+    run = subprocess.run([sys.executable, "-m", "mtclar.cli", "serve", "--model-dir", str(tmp_path)],
                          env={"BASIC_AUTH_PASS": "only-a-password", "PATH": "/usr/bin:/bin"}, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2 and "BASIC_AUTH_USER" in run.stderr and "Traceback" not in run.stderr

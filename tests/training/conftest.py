@@ -74,11 +74,11 @@ def smoke_data(tmp_path_factory, videos: Path, stills: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def smoke_items(smoke_data):
     """(train items, val items, crop cache) with the faceapi encoder's crop sizes."""
-    from model.face import FacePipeline
-    from training.config import TrainConfig
-    from training.crops import CropCache, canvas_size
-    from training.datasets import load_items
-    from training.run import serving_pipeline
+    from mtclar.model.face import FacePipeline
+    from mtclar.training.config import TrainConfig
+    from mtclar.training.crops import CropCache, canvas_size
+    from mtclar.training.datasets import load_items
+    from mtclar.training.run import serving_pipeline
 
     config = TrainConfig()
     cache = CropCache(smoke_data["cache"] / "crops", FacePipeline(serving_pipeline()), 112,
@@ -92,7 +92,7 @@ def smoke_items(smoke_data):
 @pytest.fixture(scope="session")
 def smoke_run(smoke_data) -> dict:
     """`mtclar train` for 2 epochs (paper heads, frozen faceapi encoder, batch 16)."""
-    from mtclar_backend.cli import main
+    from mtclar.cli import main
 
     out = smoke_data["root"] / "run"
     args = ["train", "--data", str(smoke_data["train"]), "--val-data", str(smoke_data["val"]),

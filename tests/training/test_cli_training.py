@@ -5,9 +5,9 @@ import csv
 import json
 
 import pytest
+from mtclar.model.checkpoint import load_checkpoint
 
-from model.checkpoint import load_checkpoint
-from mtclar_backend.cli import main
+from mtclar.cli import main
 
 
 def _anchor_csv(path, rows):

@@ -1,6 +1,5 @@
 import pytest
-
-from training.config import PAPER_CONFIG, ConfigError, TrainConfig, load_config, override, parse_set
+from mtclar.training.config import PAPER_CONFIG, ConfigError, TrainConfig, load_config, override, parse_set
 
 
 def test_shipped_yaml_holds_the_paper_defaults():

@@ -3,11 +3,10 @@ import logging
 import numpy as np
 import pytest
 import torch
-
-from model.video import read_image
-from training.config import AugmentConfig
-from training.crops import CropCache, CropReader, canvas_size
-from training.datasets import FaceCrops, PairDataset, build_transform, label_arrays, load_items
+from mtclar.model.video import read_image
+from mtclar.training.config import AugmentConfig
+from mtclar.training.crops import CropCache, CropReader, canvas_size
+from mtclar.training.datasets import FaceCrops, PairDataset, build_transform, label_arrays, load_items
 
 
 def test_centre_of_the_cached_canvas_is_the_serving_crop(smoke_items, face_pipeline, stills):

@@ -1,9 +1,8 @@
 import pytest
-
-from model.encoders.emonet import EmoNetEncoder
-from model.encoders.faceapi_expression import FaceExpressionEncoder
-from training.config import ConfigError
-from training.encoder_modes import configure_encoder
+from mtclar.model.encoders.emonet import EmoNetEncoder
+from mtclar.model.encoders.faceapi_expression import FaceExpressionEncoder
+from mtclar.training.config import ConfigError
+from mtclar.training.encoder_modes import configure_encoder
 
 
 def _trainable(module) -> set[str]:

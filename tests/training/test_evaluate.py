@@ -5,13 +5,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from model.embeddings import VideoEmbeddings
-from model.fewshot import FewShotLabeler, FrameFeatures
-from model.support import random, suggest
-from model.video import VideoInfo
-from training.evaluate import BASELINES, VideoCase, choose_support, embed_case, evaluate, format_table, spearman
-from training.sources import LabelledVideo, load_labelled_videos
+from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.fewshot import FewShotLabeler, FrameFeatures
+from mtclar.model.support import random, suggest
+from mtclar.model.video import VideoInfo
+from mtclar.training.evaluate import BASELINES, VideoCase, choose_support, embed_case, evaluate, format_table, spearman
+from mtclar.training.sources import LabelledVideo, load_labelled_videos
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_LABELS = REPO / "benchmarks" / "data" / "dev_labels.csv"
@@ -94,7 +93,7 @@ def single_face_manifest(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def single_face_run(embedder, videos, tmp_path_factory):
-    from model.labeling import VideoLabeler
+    from mtclar.model.labeling import VideoLabeler
 
     labeler = VideoLabeler(None, encoder=embedder.encoder, cache_dir=embedder.cache.root)
     manifest = single_face_manifest(tmp_path_factory.mktemp("manifest"))

@@ -2,15 +2,14 @@
 
 from dataclasses import replace
 
+import mtclar.training.finetune as finetune_module
 import numpy as np
 import pytest
-
-import training.finetune as finetune_module
-from model.checkpoint import load_checkpoint
-from model.errors import AnchorError
-from model.fewshot import LabelerConfig
-from model.labeling import VideoLabeler
-from training.finetune import FinetuneConfig, FinetuneResult, ProjectVideo, finetune_project, make_folds
+from mtclar.model.checkpoint import load_checkpoint
+from mtclar.model.errors import AnchorError
+from mtclar.model.fewshot import LabelerConfig
+from mtclar.model.labeling import VideoLabeler
+from mtclar.training.finetune import FinetuneConfig, FinetuneResult, ProjectVideo, finetune_project, make_folds
 
 FAST = FinetuneConfig(steps=40, strategies=("kernel", "nearest-preceding"))
 

@@ -2,8 +2,7 @@ import math
 
 import pytest
 import torch
-
-from training.losses import (
+from mtclar.training.losses import (
     TASKS,
     VAL_TASK_WEIGHTS,
     ccc,

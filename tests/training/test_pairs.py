@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from training.pairs import (
+from mtclar.training.pairs import (
     VA_THRESHOLD,
     ClassPairSampler,
     VAPairSampler,

@@ -1,10 +1,9 @@
+import mtclar.model.checkpoint as checkpoint_module
 import pytest
 import torch
-
-import model.checkpoint as checkpoint_module
-from model.checkpoint import Checkpoint, load_checkpoint, state_with_prefix
-from model.siamese import HeadConfig, PairHeads
-from training.run_files import JsonLog, load_state, publish, save_state
+from mtclar.model.checkpoint import Checkpoint, load_checkpoint, state_with_prefix
+from mtclar.model.siamese import HeadConfig, PairHeads
+from mtclar.training.run_files import JsonLog, load_state, publish, save_state
 
 ENCODER = {"name": "faceapi-expression", "input_size": 112, "embed_dim": 256, "weights_id": "x",
            "weights_in_checkpoint": False}

@@ -4,9 +4,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from model.errors import AnchorError, DataError
-from training.sources import (
+from mtclar.model.errors import AnchorError, DataError
+from mtclar.training.sources import (
     AFEWVA_FPS,
     AnchorRow,
     LabelledImage,

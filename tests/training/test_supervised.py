@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 import torch
-
-from model.checkpoint import Checkpoint, load_checkpoint
-from model.errors import DataError
-from training.config import SLTrainConfig
-from training.supervised import attach_sl_head, sl_metrics, train_supervised_head
+from mtclar.model.checkpoint import Checkpoint, load_checkpoint
+from mtclar.model.errors import DataError
+from mtclar.training.config import SLTrainConfig
+from mtclar.training.supervised import attach_sl_head, sl_metrics, train_supervised_head
 
 SMALL = SLTrainConfig(hidden=(64, 32), dropout=0.1, batch_size=64, epochs=30, step_size=15)
 

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from model.checkpoint import load_checkpoint
+from mtclar.model.checkpoint import load_checkpoint
 
 
 @pytest.mark.slow

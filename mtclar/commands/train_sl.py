@@ -9,8 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
-from model.checkpoint import load_checkpoint
-from training.config import SL_TARGETS
+from mtclar.model.checkpoint import load_checkpoint
+from mtclar.training.config import SL_TARGETS
 
 from .common import resolve_device
 from .train import add_training_options, resolve_config
@@ -32,11 +32,11 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from training.supervised import run_supervised
+    from mtclar.training.supervised import run_supervised
 
     config = resolve_config(args, {"sl.target": args.target, "sl.batch_size": args.batch_size})
     if args.epochs is not None or args.lr is not None:  # --epochs / --lr mean the SL head's here
-        from training.config import override
+        from mtclar.training.config import override
 
         config = override(config, {"sl.epochs": args.epochs, "sl.lr": args.lr})
     if config.run.threads:

@@ -7,11 +7,11 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from model.errors import AnchorError
-from model.fewshot import METHODS, STRATEGIES
+from mtclar import __version__
+from mtclar.model.errors import AnchorError
+from mtclar.model.fewshot import METHODS, STRATEGIES
+from mtclar.outputs import label_rows, plot_curves, write_csv, write_json
 
-from .. import __version__
-from ..outputs import label_rows, plot_curves, write_csv, write_json
 from .common import add_model_options, make_labeler, read_videos_and_anchors
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model.errors import MtclarError
-
-from ..label_configs import CONFIGS
-from ..ls_format import parse_label_config
+from mtclar.model.errors import MtclarError
+from mtclar_backend.label_configs import CONFIGS
+from mtclar_backend.ls_format import parse_label_config
 
 
 def add_parser(sub) -> None:
@@ -34,8 +33,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..importer import Importer, plan_items
-    from ..ls_api import LabelStudioAPI
+    from mtclar_backend.importer import Importer, plan_items
+    from mtclar_backend.ls_api import LabelStudioAPI
 
     if not args.ls_url or not args.api_key:
         raise MtclarError("needs --ls-url and --api-key (or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ..config import BackendConfig
+from mtclar_backend.config import BackendConfig
 
 
 def add_parser(sub) -> None:
@@ -37,8 +37,8 @@ def config_from(args: argparse.Namespace) -> BackendConfig:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from ..app import create_app
-    from ..runtime import Runtime
+    from mtclar_backend.app import create_app
+    from mtclar_backend.runtime import Runtime
 
     config = config_from(args)
     logging.getLogger().setLevel(logging.INFO)

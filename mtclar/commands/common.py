@@ -36,7 +36,7 @@ def resolve_device(name: str) -> str:
 
 
 def make_labeler(args: argparse.Namespace):
-    from model.labeling import VideoLabeler
+    from mtclar.model.labeling import VideoLabeler
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -47,9 +47,9 @@ def make_labeler(args: argparse.Namespace):
 
 def read_videos_and_anchors(videos: list[Path], anchors: Path) -> tuple[dict[str, Path], dict]:
     """Videos by file stem and the anchor rows per stem, every row and every file checked before any work."""
-    from model.errors import AnchorError
-    from model.video import probe_video
-    from training.sources import check_anchor_rows, read_anchor_csv
+    from mtclar.model.errors import AnchorError
+    from mtclar.model.video import probe_video
+    from mtclar.training.sources import check_anchor_rows, read_anchor_csv
 
     stems: dict[str, Path] = {}
     for video in videos:

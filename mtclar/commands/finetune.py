@@ -11,9 +11,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from model.errors import AnchorError
-from model.fewshot import STRATEGIES
-from training.finetune import FinetuneConfig, ProjectVideo, finetune_project
+from mtclar.model.errors import AnchorError
+from mtclar.model.fewshot import STRATEGIES
+from mtclar.training.finetune import FinetuneConfig, ProjectVideo, finetune_project
 
 from .common import add_model_options, make_labeler, read_videos_and_anchors
 

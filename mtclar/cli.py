@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from model.errors import MtclarError
+from mtclar.model.errors import MtclarError
 
 COMMANDS = ("serve", "worker", "import", "label", "evaluate", "train", "train-sl", "finetune")
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"mtclar_backend.commands.{name.replace('-', '_')}")
+        module = importlib.import_module(f"mtclar.commands.{name.replace('-', '_')}")
         module.add_parser(sub)
     return parser
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.embeddings import VideoEmbeddings
-from model.fewshot import FrameLabels
+from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.fewshot import FrameLabels
 
 COLUMNS = ("frame", "time_s", "valence", "arousal", "score", "face", "source")
 

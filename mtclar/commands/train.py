@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from training.config import ENCODER_MODES, load_config, override, parse_set
-from training.run_files import CONFIG_FILE
+from mtclar.training.config import ENCODER_MODES, load_config, override, parse_set
+from mtclar.training.run_files import CONFIG_FILE
 
 from .common import default_cache_dir
 
@@ -76,8 +76,8 @@ def resolve_config(args: argparse.Namespace, extra: dict | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.distributed import from_env
-    from training.run import run_training
+    from mtclar.training.distributed import from_env
+    from mtclar.training.run import run_training
 
     config = resolve_config(args, {"optim.batch_size": args.batch_size, "run.out": args.out, "run.name": args.name,
                                    "model.encoder": args.encoder, "model.encoder_weights": args.encoder_weights,

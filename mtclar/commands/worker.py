@@ -18,11 +18,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.errors import ConfigError
-
-    from .. import worker
-    from ..config import BackendConfig
-    from ..jobs import QUEUE
+    from mtclar.model.errors import ConfigError
+    from mtclar_backend import worker
+    from mtclar_backend.config import BackendConfig
+    from mtclar_backend.jobs import QUEUE
 
     if not args.redis_url:
         raise ConfigError("mtclar worker needs --redis-url or REDIS_URL")

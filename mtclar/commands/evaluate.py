@@ -8,11 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from model.config_io import json_safe
-from model.fewshot import STRATEGIES
-from model.support import parse_support
-from training.evaluate import embed_case, evaluate, format_table
-from training.sources import load_labelled_videos
+from mtclar.model.config_io import json_safe
+from mtclar.model.fewshot import STRATEGIES
+from mtclar.model.support import parse_support
+from mtclar.training.evaluate import embed_case, evaluate, format_table
+from mtclar.training.sources import load_labelled_videos
 
 from .common import add_model_options, make_labeler
 
