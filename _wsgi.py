@@ -1,9 +1,11 @@
 """WSGI entry point: `gunicorn _wsgi:app` (settings from the environment; see README)."""
 
 import logging
-import os
 
-from mtclar_backend.app import create_app_from_env
+from mtclar.settings import Settings
+from mtclar_backend.app import create_app
+from mtclar_backend.runtime import Runtime
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-app = create_app_from_env()
+settings = Settings.from_env()
+logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+app = create_app(Runtime(settings))

@@ -139,9 +139,3 @@ def create_app(runtime: Runtime) -> Flask:
 def _same(given: str | None, expected: str | None) -> bool:
     """Constant-time comparison of credentials, any characters (compare_digest refuses non-ASCII str)."""
     return hmac.compare_digest((given or "").encode(), (expected or "").encode())
-
-
-def create_app_from_env() -> Flask:
-    from .config import BackendConfig
-
-    return create_app(Runtime(BackendConfig.from_env()))

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from mtclar.model.device import resolve_device
 from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.errors import AnchorError
 from mtclar.model.labeling import VideoLabeler
 
-from .config import BackendConfig
+from mtclar.settings import Settings
+
 from .jobs import TrainingJobs
 from .ls_api import LabelStudioAPI, origin
 from .ls_format import TaskMedia
@@ -55,16 +57,8 @@ class Backfills:
             self.running.discard(project)
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 class Runtime:
-    def __init__(self, config: BackendConfig):
+    def __init__(self, config: Settings):
         self.config = config
         config.model_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(config.model_dir, config.redis_url)
@@ -76,7 +70,7 @@ class Runtime:
 
             torch.set_num_threads(config.threads)
         self.base = VideoLabeler(config.checkpoint, encoder_weights=config.encoder_weights,
-                                 cache_dir=config.embedding_cache, device=_device(config.device),
+                                 cache_dir=config.embedding_cache, device=str(resolve_device(config.device)),
                                  threads=config.threads)
         self._labelers: dict[str, VideoLabeler] = {}
         self._lock = threading.Lock()

@@ -6,13 +6,13 @@ entry calls ``configure``) and keeps one runtime, with its loaded model, between
 
 from __future__ import annotations
 
-from .config import BackendConfig
+from mtclar.settings import Settings
 
-_settings: BackendConfig | None = None
+_settings: Settings | None = None
 _runtime = None
 
 
-def configure(settings: BackendConfig) -> None:
+def configure(settings: Settings) -> None:
     global _settings, _runtime
     _settings, _runtime = settings, None
 

@@ -1,6 +1,7 @@
 """One process or many under torchrun: detection from the environment, device and thread choice, gathers.
 
-torchrun sets WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE (and the rendezvous address). Backend:
+torchrun sets WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE (and the rendezvous address); the settings read
+them and the `mtclar train` entry passes them here as a ``DistInfo``. Backend:
 NCCL on CUDA, gloo on CPU. Rank 0 writes every file; the others only compute.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from mtclar.model.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -30,25 +32,14 @@ class DistInfo:
         return self.rank == 0
 
 
-def from_env() -> DistInfo:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    return DistInfo(world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), local_world)
+SINGLE_PROCESS = DistInfo()
 
 
-def choose_device(name: str, info: DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", info.local_rank if info.distributed else 0)
-    return device
-
-
-def setup(device_name: str = "auto", threads: int = 0) -> tuple[DistInfo, torch.device]:
-    """Join the process group when started by torchrun; set torch's CPU threads (0: cores / local processes)."""
-    info = from_env()
-    device = choose_device(device_name, info)
+def setup(device_name: str = "auto", threads: int = 0,
+          info: DistInfo = SINGLE_PROCESS) -> tuple[DistInfo, torch.device]:
+    """Join the process group when started by torchrun (``info`` from the settings); set torch's CPU threads
+    (0: cores / local processes)."""
+    device = resolve_device(device_name, info.local_rank if info.distributed else 0)
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // info.local_world_size))
     if info.distributed and not dist.is_initialized():
         if device.type == "cuda":

@@ -17,7 +17,7 @@ from . import distributed as dist_utils
 from .config import TrainConfig
 from .crops import CropCache, canvas_size
 from .datasets import ItemSet, load_items, split_by_group
-from .distributed import DistInfo
+from .distributed import SINGLE_PROCESS, DistInfo
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,9 @@ def load_split(config: TrainConfig, cache: CropCache, info: DistInfo | None = No
 
 
 def run_training(config: TrainConfig, cache_dir: str | Path, resume: str | Path | None = None,
-                 show_progress: bool = False, encoder: FaceEncoder | None = None) -> dict[str, Any]:
-    info, device = dist_utils.setup(config.run.device, config.run.threads)
+                 show_progress: bool = False, encoder: FaceEncoder | None = None,
+                 info: DistInfo = SINGLE_PROCESS) -> dict[str, Any]:
+    info, device = dist_utils.setup(config.run.device, config.run.threads, info)
     if not info.is_main:  # rank 0 reports (the others would only repeat it)
         logging.getLogger().setLevel(logging.ERROR)
     try:

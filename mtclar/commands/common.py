@@ -1,48 +1,38 @@
-"""Options shared by the commands that run the model, and the env defaults they read."""
+"""Options shared by the commands that run the model; their defaults come from the settings."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
-
-def default_cache_dir() -> Path:
-    if os.environ.get("MTCLAR_CACHE_DIR"):
-        return Path(os.environ["MTCLAR_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mtclar"
+from mtclar.settings import Settings
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--checkpoint", default=os.environ.get("MTCLAR_CHECKPOINT"),
+    group.add_argument("--checkpoint", default=settings.checkpoint,
                        help="checkpoint folder (default: the shipped cold-start model)")
-    group.add_argument("--encoder-weights", default=os.environ.get("MTCLAR_ENCODER_WEIGHTS"),
+    group.add_argument("--encoder-weights", default=settings.encoder_weights,
                        help="encoder weights file, for encoders we may not ship (emonet: emonet_8.pth)")
-    group.add_argument("--device", default=os.environ.get("MTCLAR_DEVICE", "auto"), help="cpu, cuda, cuda:1 or auto")
+    group.add_argument("--device", default=settings.device, help="cpu, cuda, cuda:1 or auto")
     group.add_argument("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime")
     group.add_argument("--batch-size", type=int, default=16)
-    group.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+    group.add_argument("--cache-dir", type=Path, default=settings.cache_dir,
                        help="embedding cache (default: %(default)s; MTCLAR_CACHE_DIR)")
     group.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
 
 
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def make_labeler(args: argparse.Namespace):
+    from mtclar.model.device import resolve_device
     from mtclar.model.labeling import VideoLabeler
 
     if args.threads:
         torch.set_num_threads(args.threads)
     cache_dir = None if args.no_cache else args.cache_dir / "embeddings"
     return VideoLabeler(args.checkpoint, encoder_weights=args.encoder_weights, cache_dir=cache_dir,
-                        device=resolve_device(args.device), batch_size=args.batch_size, threads=args.threads or 0)
+                        device=str(resolve_device(args.device)), batch_size=args.batch_size, threads=args.threads or 0)
 
 
 def read_videos_and_anchors(videos: list[Path], anchors: Path) -> tuple[dict[str, Path], dict]:

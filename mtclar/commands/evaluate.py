@@ -11,13 +11,14 @@ from pathlib import Path
 from mtclar.model.config_io import json_safe
 from mtclar.model.fewshot import STRATEGIES
 from mtclar.model.support import parse_support
+from mtclar.settings import Settings
 from mtclar.training.evaluate import embed_case, evaluate, format_table
 from mtclar.training.sources import load_labelled_videos
 
 from .common import add_model_options, make_labeler
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("evaluate", help="few-shot accuracy against the baselines", description=__doc__)
     parser.add_argument("--data", type=Path, required=True,
                         help="AFEW-VA folder, or CSV manifest video,frame,valence,arousal with the videos beside it")
@@ -28,7 +29,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    add_model_options(parser)
+    add_model_options(parser, settings)
     parser.set_defaults(run=run)
 
 
@@ -41,7 +42,7 @@ def _support_spec(spec: str) -> str:
 
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     videos = load_labelled_videos(args.data, args.videos)
     labeler = make_labeler(args)
     cases = [embed_case(labeler, video, show_progress=True) for video in videos]

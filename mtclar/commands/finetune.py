@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mtclar.model.errors import AnchorError
 from mtclar.model.fewshot import STRATEGIES
+from mtclar.settings import Settings
 from mtclar.training.finetune import FinetuneConfig, ProjectVideo, finetune_project
 
 from .common import add_model_options, make_labeler, read_videos_and_anchors
@@ -20,7 +21,7 @@ from .common import add_model_options, make_labeler, read_videos_and_anchors
 log = logging.getLogger(__name__)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("finetune", help="fine-tune the MT-CLAR heads on a project's labelled frames",
                             description=__doc__)
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
@@ -43,11 +44,11 @@ def add_parser(sub) -> None:
                         help="keep the new heads only when they lower mean(V, A RMSE) by at least this")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--json", type=Path, default=None, help="also write before/after metrics here")
-    add_model_options(parser)
+    add_model_options(parser, settings)
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     stems, rows = read_videos_and_anchors(args.videos, args.anchors)
     try:
         config = replace(FinetuneConfig(), folds=args.folds, steps=args.steps, lr=args.lr, hidden=tuple(args.hidden),

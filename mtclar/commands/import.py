@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from mtclar.model.errors import MtclarError
+from mtclar.settings import Settings
 from mtclar_backend.label_configs import CONFIGS
 from mtclar_backend.ls_format import parse_label_config
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("import", help="create Label Studio tasks from videos or frame folders",
                             description=__doc__)
     parser.add_argument("paths", nargs="+", type=Path, metavar="VIDEO|FRAMES_DIR")
-    parser.add_argument("--ls-url", default=os.environ.get("LABEL_STUDIO_URL"), help="LABEL_STUDIO_URL")
-    parser.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY"), help="LABEL_STUDIO_API_KEY")
+    parser.add_argument("--ls-url", default=settings.label_studio_url, help="LABEL_STUDIO_URL")
+    parser.add_argument("--api-key", default=settings.label_studio_api_key, help="LABEL_STUDIO_API_KEY")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--project", type=int, help="an existing project (its config decides the mode)")
     target.add_argument("--create", metavar="TITLE", help="create a project with the --mode config")
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from mtclar_backend.importer import Importer, plan_items
     from mtclar_backend.ls_api import LabelStudioAPI
 

@@ -11,11 +11,12 @@ from mtclar import __version__
 from mtclar.model.errors import AnchorError
 from mtclar.model.fewshot import METHODS, STRATEGIES
 from mtclar.outputs import label_rows, plot_curves, write_csv, write_json
+from mtclar.settings import Settings
 
 from .common import add_model_options, make_labeler, read_videos_and_anchors
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("label", help="label every frame of videos from a few labelled frames",
                             description=__doc__)
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
@@ -28,11 +29,11 @@ def add_parser(sub) -> None:
                         help="mtclar | kernel | interpolation | hold-last | sl (default: the checkpoint's)")
     parser.add_argument("--suggest", type=int, default=0, metavar="K", help="print the K frames to label next")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    add_model_options(parser)
+    add_model_options(parser, settings)
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     stems, rows = read_videos_and_anchors(args.videos, args.anchors)
     labeler = make_labeler(args)
     if labeler.labeler.sl_head is None:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from mtclar_backend.config import BackendConfig
+from mtclar.settings import Settings
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("serve", help="serve the Label Studio ML backend", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 9090)))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", 1)),
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    parser.add_argument("--workers", type=int, default=settings.workers,
                         help="gunicorn worker processes (each loads the model)")
-    parser.add_argument("--http-threads", type=int, default=int(os.environ.get("HTTP_THREADS", 8)),
+    parser.add_argument("--http-threads", type=int, default=settings.http_threads,
                         help="threads per worker, so webhooks and health answer during a long predict")
     parser.add_argument("--dev", action="store_true", help="Flask's development server instead of gunicorn")
     group = parser.add_argument_group("backend settings (default: the environment variables in README)")
@@ -28,19 +27,19 @@ def add_parser(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def config_from(args: argparse.Namespace) -> BackendConfig:
-    return BackendConfig.from_env(model_dir=args.model_dir, checkpoint=args.checkpoint, device=args.device,
+def config_from(args: argparse.Namespace, settings: Settings) -> Settings:
+    return settings.with_overrides(model_dir=args.model_dir, checkpoint=args.checkpoint, device=args.device,
                                   label_studio_url=args.label_studio_url,
                                   label_studio_api_key=args.label_studio_api_key, redis_url=args.redis_url)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
     from mtclar_backend.app import create_app
     from mtclar_backend.runtime import Runtime
 
-    config = config_from(args)
+    config = config_from(args, settings)
     logging.getLogger().setLevel(logging.INFO)
     if args.dev:
         create_app(Runtime(config)).run(host=args.host, port=args.port, threaded=True)

@@ -12,13 +12,12 @@ import argparse
 import json
 from pathlib import Path
 
+from mtclar.settings import Settings
 from mtclar.training.config import ENCODER_MODES, load_config, override, parse_set
 from mtclar.training.run_files import CONFIG_FILE
 
-from .common import default_cache_dir
 
-
-def add_training_options(parser: argparse.ArgumentParser) -> None:
+def add_training_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
     """Options shared by train and train-sl."""
     parser.add_argument("--config", type=Path, default=None,
                         help="training YAML (default: configs/mtclar_paper.yaml, the paper's settings)")
@@ -35,16 +34,16 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers per process")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (torchrun: one GPU per process)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
-    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+    parser.add_argument("--cache-dir", type=Path, default=settings.cache_dir,
                         help="face-crop cache root (default: %(default)s; MTCLAR_CACHE_DIR)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config value, e.g. --set optim.plateau_patience=3 (repeatable)")
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("train", help="train MT-CLAR on labelled faces", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_options(parser)
+    add_training_options(parser, settings)
     parser.add_argument("--out", default=None, help="run folder (default: run.out of the config)")
     parser.add_argument("--name", default=None, help="checkpoint name root (default: mtclar-<encoder>-<data>)")
     parser.add_argument("--encoder", default=None, help="faceapi-expression (default) or emonet")
@@ -75,15 +74,17 @@ def resolve_config(args: argparse.Namespace, extra: dict | None = None):
     return override(config, parse_set(args.set))
 
 
-def run(args: argparse.Namespace) -> int:
-    from mtclar.training.distributed import from_env
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from mtclar.training.distributed import DistInfo
     from mtclar.training.run import run_training
 
     config = resolve_config(args, {"optim.batch_size": args.batch_size, "run.out": args.out, "run.name": args.name,
                                    "model.encoder": args.encoder, "model.encoder_weights": args.encoder_weights,
                                    "model.encoder_mode": args.encoder_mode})
-    main = from_env().is_main
-    summary = run_training(config, args.cache_dir / "crops", args.resume, show_progress=not args.no_progress)
+    info = DistInfo(settings.world_size, settings.rank, settings.local_rank, settings.local_world_size)
+    main = info.is_main
+    summary = run_training(config, args.cache_dir / "crops", args.resume, show_progress=not args.no_progress,
+                           info=info)
     if main:
         out = Path(config.run.out)
         print(f"trained {config.optim.epochs} epochs ({config.model.encoder}, encoder {config.model.encoder_mode}); "

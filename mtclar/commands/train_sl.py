@@ -6,22 +6,22 @@ to --out; `mtclar label` then labels videos with no anchors (method sl) when the
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from mtclar.model.checkpoint import load_checkpoint
+from mtclar.model.device import resolve_device
+from mtclar.settings import Settings
 from mtclar.training.config import SL_TARGETS
 
-from .common import resolve_device
 from .train import add_training_options, resolve_config
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("train-sl", help="train the single-image MT-CLAR+SL head", description=__doc__)
-    add_training_options(parser)
-    parser.add_argument("--checkpoint", default=os.environ.get("MTCLAR_CHECKPOINT"),
+    add_training_options(parser, settings)
+    parser.add_argument("--checkpoint", default=settings.checkpoint,
                         help="checkpoint whose encoder embeds the faces (default: the shipped model)")
-    parser.add_argument("--encoder-weights", default=os.environ.get("MTCLAR_ENCODER_WEIGHTS"))
+    parser.add_argument("--encoder-weights", default=settings.encoder_weights)
     parser.add_argument("--target", choices=SL_TARGETS, default=None, help="what the head predicts")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     parser.add_argument("--name", default=None, help="checkpoint name (default: <checkpoint>-sl)")
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     import torch
 
     from mtclar.training.supervised import run_supervised
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(config.run.threads)
     checkpoint = load_checkpoint(args.checkpoint)
     result, history = run_supervised(config, checkpoint, args.cache_dir / "crops", args.out, args.encoder_weights,
-                                     resolve_device(config.run.device), args.name, not args.no_progress)
+                                     str(resolve_device(config.run.device)), args.name, not args.no_progress)
     sl = result.metrics["sl_head"]
     print(f"MT-CLAR+SL ({config.sl.target}) on {result.trained_on['sl_head']['train_items']} items, "
           f"{config.sl.epochs} epochs: first loss {history[0]['loss']:.4f}, last {history[-1]['loss']:.4f}")

@@ -7,25 +7,26 @@ nothing but the project id travels through Redis.
 from __future__ import annotations
 
 import argparse
-import os
+from dataclasses import replace
+
+from mtclar.settings import Settings
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("worker", help="RQ worker for fine-tune jobs (REDIS_URL)", description=__doc__)
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    parser.add_argument("--redis-url", default=settings.redis_url)
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from mtclar.model.errors import ConfigError
     from mtclar_backend import worker
-    from mtclar_backend.config import BackendConfig
     from mtclar_backend.jobs import QUEUE
 
     if not args.redis_url:
         raise ConfigError("mtclar worker needs --redis-url or REDIS_URL")
-    worker.configure(BackendConfig.from_env(redis_url=args.redis_url))
+    worker.configure(replace(settings, redis_url=args.redis_url))
     from redis import Redis
     from rq import Queue, Worker
 

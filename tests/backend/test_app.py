@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
+from mtclar.settings import Settings
 from mtclar_backend.app import create_app
-from mtclar_backend.config import BackendConfig
 from mtclar_backend.label_configs import FRAME, VIDEO
 from mtclar_backend.ls_format import check_prediction, parse_label_config
 from mtclar_backend.runtime import Runtime
@@ -57,7 +57,7 @@ def frames_dir(tmp_path_factory, videos):
 
 def make_client(tmp_path, embedding_cache, shared_dir, frames_dir=None, **overrides):
     roots = (shared_dir / "data",) + ((frames_dir,) if frames_dir is not None else ())
-    config = BackendConfig(model_dir=tmp_path / "model", cache_dir=embedding_cache.parent / "shared-cache",
+    config = Settings(model_dir=tmp_path / "model", cache_dir=embedding_cache.parent / "shared-cache",
                            media_roots=roots, **overrides)
     runtime = Runtime(config)
     return create_app(runtime).test_client(), runtime

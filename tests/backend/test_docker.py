@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from mtclar_backend.config import ENV
+from mtclar.settings import ENV
 
 REPO = Path(__file__).resolve().parents[2]
 LABEL_STUDIO_OWN = {"LABEL_STUDIO_USERNAME", "LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_USER_TOKEN",

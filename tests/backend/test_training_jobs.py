@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from mtclar.settings import Settings
 from mtclar_backend.app import create_app
-from mtclar_backend.config import BackendConfig
 from mtclar_backend.runtime import Runtime
 
 from .test_app import VIDEO_CONFIG, WOLFGANG, region
@@ -17,7 +17,7 @@ ANCHORS = (region("a", 1, 4, -0.4, -0.2) + region("b", 120, 123, -0.2, 0.0) + re
 
 
 def runtime_for(tmp_path, shared_dir, **overrides) -> Runtime:
-    return Runtime(BackendConfig(model_dir=tmp_path / "model", cache_dir=tmp_path.parent / "training-cache",
+    return Runtime(Settings(model_dir=tmp_path / "model", cache_dir=tmp_path.parent / "training-cache",
                                  media_roots=(shared_dir / "data",), **overrides))
 
 
@@ -114,7 +114,7 @@ def test_redis_store_and_rq_worker(tmp_path, shared_dir, redis_url):
                   "zset": lambda k: connection.zrange(k, 0, -1)}.get(kind, lambda k: [])(key)
         assert not any(secret.encode() in (v or b"") for v in values), key
     # the worker builds its own settings from its own environment, as `mtclar worker` does
-    worker.configure(BackendConfig.from_env({"MODEL_DIR": str(tmp_path / "model"), "REDIS_URL": redis_url,
+    worker.configure(Settings.from_env({"MODEL_DIR": str(tmp_path / "model"), "REDIS_URL": redis_url,
                                              "MTCLAR_CACHE_DIR": str(tmp_path.parent / "training-cache"),
                                              "MTCLAR_MEDIA_ROOTS": str(shared_dir / "data"),
                                              "MTCLAR_FINETUNE_MIN_IMPROVEMENT": "-10"}))

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from mtclar.settings import Settings
 from mtclar_backend.app import create_app
-from mtclar_backend.config import BackendConfig
 from mtclar_backend.label_configs import FRAME, VIDEO
 from mtclar_backend.runtime import Runtime
 
@@ -39,7 +39,7 @@ def snapshot(runtime: Runtime) -> list[str]:
 @pytest.fixture(scope="session")
 def robust_runtime(tmp_path_factory, shared_dir) -> Runtime:
     root = tmp_path_factory.mktemp("robust")
-    return Runtime(BackendConfig(model_dir=root / "model", cache_dir=root / "cache", media_roots=(shared_dir / "data",),
+    return Runtime(Settings(model_dir=root / "model", cache_dir=root / "cache", media_roots=(shared_dir / "data",),
                                  max_body_mb=2.0, max_tasks=50, max_frame=100_000))
 
 

@@ -14,8 +14,8 @@ import time
 import pytest
 from mtclar.model.checkpoint import load_checkpoint
 
+from mtclar.settings import Settings
 from mtclar_backend.app import create_app
-from mtclar_backend.config import BackendConfig
 from mtclar_backend.jobs import TrainingJobs
 from mtclar_backend.label_configs import VIDEO
 from mtclar_backend.runtime import Runtime
@@ -92,7 +92,7 @@ def test_a_deleted_video_or_a_stored_bad_row_does_not_poison_the_fine_tune(tmp_p
     media.mkdir(parents=True)
     shutil.copy(shared_dir / "data" / "videos" / "single_face.mp4", media / "gone.mp4")
     shutil.copy(shared_dir / "data" / "videos" / "WolfgangLanger_Pexels.mp4", media / "kept.mp4")
-    runtime = Runtime(BackendConfig(model_dir=tmp_path / "m", cache_dir=tmp_path / "c", media_roots=(media.parent,),
+    runtime = Runtime(Settings(model_dir=tmp_path / "m", cache_dir=tmp_path / "c", media_roots=(media.parent,),
                                     finetune_min_improvement=-10.0))
     client = create_app(runtime).test_client()
     anchors = (region("a", 1, 4, -0.4, -0.2) + region("b", 120, 123, -0.2, 0.0) + region("c", 200, 203, 0.2, 0.3)

@@ -9,8 +9,8 @@ import sys
 import pytest
 from mtclar.model.errors import ConfigError
 
+from mtclar.settings import Settings
 from mtclar_backend.app import create_app
-from mtclar_backend.config import BackendConfig
 from mtclar_backend.runtime import Runtime
 
 
@@ -27,7 +27,7 @@ def basic(user: str, password: str) -> dict:
 ])
 def test_misconfiguration_stops_start_up_naming_the_setting(env, message):
     with pytest.raises(ConfigError, match=message):
-        BackendConfig.from_env(env)
+        Settings.from_env(env)
 
 
 def test_serve_refuses_to_start_with_half_of_basic_auth(tmp_path):
@@ -40,7 +40,7 @@ def test_serve_refuses_to_start_with_half_of_basic_auth(tmp_path):
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     root = tmp_path_factory.mktemp("auth")
-    runtime = Runtime(BackendConfig(model_dir=root / "m", cache_dir=root / "c", basic_auth_user="lab-ü",
+    runtime = Runtime(Settings(model_dir=root / "m", cache_dir=root / "c", basic_auth_user="lab-ü",
                                     basic_auth_pass="pässwörd-✓"))
     return create_app(runtime).test_client()
 

@@ -7,8 +7,8 @@ import time
 import pytest
 from mtclar.model.errors import MediaError
 
+from mtclar.settings import Settings
 from mtclar_backend.app import create_app
-from mtclar_backend.config import BackendConfig
 from mtclar_backend.label_configs import VIDEO
 from mtclar_backend.ls_api import LabelStudioAPI
 from mtclar_backend.media import MediaResolver
@@ -97,7 +97,7 @@ def shared_cache(tmp_path_factory):
 
 def test_setup_cannot_point_the_backend_at_another_server(tmp_path, listener_factory, shared_cache):
     label_studio, attacker = listener_factory(), listener_factory()
-    runtime = Runtime(BackendConfig(model_dir=tmp_path / "m", cache_dir=shared_cache,
+    runtime = Runtime(Settings(model_dir=tmp_path / "m", cache_dir=shared_cache,
                                     label_studio_url=label_studio.url))  # no API key configured
     client = create_app(runtime).test_client()
     answer = client.post("/setup", json={"project": "3.1", "schema": VIDEO, "hostname": attacker.url,
@@ -117,7 +117,7 @@ def test_setup_cannot_point_the_backend_at_another_server(tmp_path, listener_fac
 
 def test_setup_without_label_studio_url_ignores_the_named_server(tmp_path, listener_factory, shared_cache):
     attacker = listener_factory()
-    runtime = Runtime(BackendConfig(model_dir=tmp_path / "m", cache_dir=shared_cache))
+    runtime = Runtime(Settings(model_dir=tmp_path / "m", cache_dir=shared_cache))
     client = create_app(runtime).test_client()
     assert client.post("/setup", json={"project": "3.1", "schema": VIDEO, "hostname": attacker.url,
                                        "access_token": "t"}).status_code == 200
@@ -126,6 +126,6 @@ def test_setup_without_label_studio_url_ignores_the_named_server(tmp_path, liste
 
 
 def test_the_settings_never_print_a_secret():
-    config = BackendConfig(label_studio_url="http://ls:8080", label_studio_api_key=KEY, basic_auth_user="u",
+    config = Settings(label_studio_url="http://ls:8080", label_studio_api_key=KEY, basic_auth_user="u",
                            basic_auth_pass="p4ss-word")
     assert KEY not in repr(config) and "p4ss-word" not in repr(config)

@@ -1,15 +1,17 @@
-"""Backend settings, read from the environment once (by _wsgi.py, `mtclar serve` or `mtclar worker`) and passed
-down. Every process builds its own: settings (and the secrets in them) never travel through Redis."""
+"""Settings: the environment read once, typed, by the process entry (``_wsgi.py`` or ``mtclar``) and passed down.
+
+The only module that reads the environment. Every process builds its own: settings (and the secrets in them)
+never travel through Redis. ``Settings()`` without the environment is the documented defaults.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from mtclar.model.errors import ConfigError
-
-from .ls_api import origin
+from mtclar_backend.ls_api import origin
 
 ENV = {
     "model_dir": "MODEL_DIR",
@@ -33,18 +35,29 @@ ENV = {
     "max_tasks": "MTCLAR_MAX_TASKS",
     "max_frame": "MTCLAR_MAX_FRAME",
     "model_slots": "MTCLAR_MODEL_SLOTS",
+    "host": "HOST",
+    "port": "PORT",
+    "workers": "WORKERS",
+    "http_threads": "HTTP_THREADS",
+    "log_level": "LOG_LEVEL",
 }
+# set by torchrun for each process it starts; read here so that nothing else reads the environment
+TORCHRUN = {"world_size": "WORLD_SIZE", "rank": "RANK", "local_rank": "LOCAL_RANK",
+            "local_world_size": "LOCAL_WORLD_SIZE"}
+INTEGERS = ("threads", "train_every", "max_tasks", "max_frame", "model_slots", "port", "workers", "http_threads")
+FLOATS = ("segment_tolerance", "finetune_min_improvement", "segments_per_second", "max_body_mb")
 SECRETS = ("label_studio_api_key", "basic_auth_pass")
 
 
 @dataclass(frozen=True)
-class BackendConfig:
+class Settings:
     model_dir: Path = Path("./mtclar-data")  # anchor store, project checkpoints, media cache
     checkpoint: str | None = None  # base model; None = the shipped default
     encoder_weights: str | None = None
     device: str = "auto"
     threads: int = 0
-    cache_dir: Path | None = None  # embedding cache; default <model_dir>/cache
+    cache_dir: Path | None = None  # embedding cache; from_env: MTCLAR_CACHE_DIR, else ~/.cache/mtclar (CLI and
+    # server alike); a Settings built in code without one uses <model_dir>/cache
     label_studio_url: str | None = None
     label_studio_api_key: str | None = None
     basic_auth_user: str | None = None
@@ -63,6 +76,15 @@ class BackendConfig:
     max_tasks: int = 20_000  # tasks in one /predict (Label Studio sends every selected task at once)
     max_frame: int = 2_000_000  # largest frame number in a range or data.frame (~18 h at 30 fps)
     model_slots: int = 2  # requests doing model work at once; the others wait, /health never does
+    host: str = "0.0.0.0"  # mtclar serve
+    port: int = 9090
+    workers: int = 1  # gunicorn worker processes (each loads the model)
+    http_threads: int = 8  # threads per worker, so webhooks and health answer during a long predict
+    log_level: str = "INFO"
+    world_size: int = 1  # torchrun's process layout (1: a single process)
+    rank: int = 0
+    local_rank: int = 0
+    local_world_size: int = 1
 
     def __post_init__(self) -> None:
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
@@ -73,17 +95,22 @@ class BackendConfig:
             raise ConfigError(f"LABEL_STUDIO_URL={self.label_studio_url!r} is not an http(s) URL with a host")
         for key in ("threads", "train_every"):
             if getattr(self, key) < 0:
-                raise ConfigError(f"{ENV[key]}={getattr(self, key)} must be >= 0")
-        for key in ("max_body_mb", "max_tasks", "max_frame", "model_slots", "segments_per_second"):
+                raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be >= 0")
+        for key in ("max_body_mb", "max_tasks", "max_frame", "model_slots", "segments_per_second", "workers",
+                    "http_threads", "world_size", "local_world_size"):
             if not getattr(self, key) > 0:
-                raise ConfigError(f"{ENV[key]}={getattr(self, key)} must be > 0")
+                raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be > 0")
         if not 0 <= self.segment_tolerance <= 1:
             raise ConfigError(f"MTCLAR_SEGMENT_TOLERANCE={self.segment_tolerance} must lie in [0, 1]")
 
     def __repr__(self) -> str:  # never print a secret into a log
         shown = {f.name: ("***" if f.name in SECRETS and getattr(self, f.name) else getattr(self, f.name))
                  for f in fields(self)}
-        return f"BackendConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def with_overrides(self, **values) -> Settings:
+        """These settings with the given values where they are not None (command-line options over the env)."""
+        return replace(self, **{key: value for key, value in values.items() if value is not None})
 
     @property
     def embedding_cache(self) -> Path:
@@ -98,18 +125,18 @@ class BackendConfig:
         return int(self.max_body_mb * 1024 * 1024)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> BackendConfig:
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        values: dict = {}
-        for key, name in ENV.items():
+        values: dict = {"cache_dir": default_cache_dir(env)}
+        for key, name in {**ENV, **TORCHRUN}.items():
             raw = env.get(name)
             if raw in (None, ""):
                 continue
             if key in ("model_dir", "cache_dir"):
                 values[key] = Path(raw)
-            elif key in ("threads", "train_every", "max_tasks", "max_frame", "model_slots"):
+            elif key in INTEGERS or key in TORCHRUN:
                 values[key] = _number(name, raw, int)
-            elif key in ("segment_tolerance", "finetune_min_improvement", "segments_per_second", "max_body_mb"):
+            elif key in FLOATS:
                 values[key] = _number(name, raw, float)
             elif key == "media_roots":
                 values[key] = tuple(Path(p) for p in raw.split(os.pathsep) if p)
@@ -123,6 +150,11 @@ class BackendConfig:
             values["media_roots"] = (Path(root),)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def default_cache_dir(env: dict[str, str]) -> Path:
+    xdg = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(env.get("MTCLAR_CACHE_DIR") or Path(xdg) / "mtclar")
 
 
 def _number(name: str, raw: str, kind: type) -> int | float:
