@@ -8,7 +8,6 @@ checkpoint.
 from __future__ import annotations
 
 import ctypes
-import datetime as dt
 import errno
 import json
 import os
@@ -26,7 +25,7 @@ from .encoders.base import FaceEncoder
 from .errors import CheckpointError
 from .face.pipeline import PipelineConfig
 from .fewshot import LabelerConfig
-from .files import UMASK
+from .files import UMASK, utc_now
 from .siamese import HeadConfig, PairHeads, SLConfig, SupervisedHead
 
 FORMAT = "mtclar-checkpoint"
@@ -49,7 +48,7 @@ class Checkpoint:
     label_range: tuple[float, float] = (-1.0, 1.0)
     trained_on: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=utc_now)
     state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property

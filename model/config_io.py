@@ -7,6 +7,8 @@ import math
 import typing
 from typing import Any, TypeVar
 
+from .errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -15,7 +17,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; "
+        raise ConfigError(f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; "
                          f"known: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     values = {}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from tqdm import tqdm
 
 from .encoders.base import FaceEncoder
 from .face.pipeline import FacePipeline, TrackedBatch
+from .files import atomic_write
 from .video import VideoInfo, content_id, iter_image_batches, read_header, read_image, sequence_content_id
 
 log = logging.getLogger(__name__)
@@ -68,15 +67,8 @@ class VideoEmbeddings:
 
 
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 class EmbeddingCache:

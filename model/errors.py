@@ -29,7 +29,7 @@ class DataError(MtclarError):
     """A dataset, manifest or annotation file is malformed."""
 
 
-class ConfigError(MtclarError):
+class ConfigError(MtclarError, ValueError):
     """A setting, config file or registry name is unknown or out of range; the message names it."""
 
 

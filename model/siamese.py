@@ -9,6 +9,7 @@ from torch import nn
 
 from .config_io import from_dict
 from .encoders.base import FaceEncoder
+from .errors import ConfigError
 
 FUSIONS = ("concat", "absdiff", "product")
 
@@ -22,7 +23,7 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+            raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
 
     @property
     def pair_dim(self) -> int:

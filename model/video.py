@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .errors import MediaError
+from .files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,7 @@ class FrameBatch:
 
 @lru_cache(maxsize=256)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def content_id(path: str | Path) -> str:
@@ -86,11 +83,15 @@ class VideoHeader:
     height: int
 
 
+def _header(cap: cv2.VideoCapture, path: str | Path) -> VideoHeader:
+    return VideoHeader(_fps(cap, path), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+                       int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+
+
 def read_header(path: str | Path) -> VideoHeader:
     cap = _open(path)
     try:
-        return VideoHeader(_fps(cap, path), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-                           int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        return _header(cap, path)
     finally:
         cap.release()
 
@@ -99,10 +100,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     """Open a video and count its decodable frames (grab only, no colour conversion)."""
     cap = _open(path)
     try:
-        fps = _fps(cap, path)
-        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        header = _header(cap, path)
         n = 0
         while cap.grab():
             n += 1
@@ -110,9 +108,10 @@ def probe_video(path: str | Path) -> VideoInfo:
         cap.release()
     if n == 0:
         raise MediaError(f"no frame of {path} could be decoded: the file is corrupt or not a video")
-    if declared > 0 and n < 0.9 * declared:
-        log.warning("%s: container declares %d frames but only %d decode (truncated?)", path, declared, n)
-    return VideoInfo(str(path), n, fps, width, height, content_id(path))
+    if header.declared_frames > 0 and n < 0.9 * header.declared_frames:
+        log.warning("%s: container declares %d frames but only %d decode (truncated?)", path,
+                    header.declared_frames, n)
+    return VideoInfo(str(path), n, header.fps, header.width, header.height, content_id(path))
 
 
 def iter_frames(path: str | Path, batch_size: int = 16) -> Iterator[FrameBatch]:
@@ -154,6 +153,7 @@ def read_frame(path: str | Path, frame: int) -> np.ndarray:
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
 def list_frame_images(folder: str | Path) -> dict[int, Path]:

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import httpx
 from mtclar.model.errors import MediaError, MtclarError
-from mtclar.model.video import IMAGE_EXTENSIONS, list_frame_images, probe_video
+from mtclar.model.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_frame_images, probe_video
 
 from .ls_api import LabelStudioAPI
 
 log = logging.getLogger(__name__)
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
 @dataclass(frozen=True)

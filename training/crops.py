@@ -18,13 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from mtclar.model.face.pipeline import FacePipeline
+from mtclar.model.files import atomic_write
 from mtclar.model.video import content_id, iter_image_batches, read_image, sequence_content_id
 from tqdm import tqdm
 
@@ -42,15 +41,8 @@ class CropRef:
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        write(f)
 
 
 def canvas_size(input_size: int, resize_ratio: float) -> int:

@@ -43,8 +43,9 @@ import torch
 from mtclar.model.checkpoint import Checkpoint, state_with_prefix
 from mtclar.model.config_io import json_safe
 from mtclar.model.embeddings import VideoEmbeddings
-from mtclar.model.errors import AnchorError, CheckpointError
+from mtclar.model.errors import AnchorError, CheckpointError, ConfigError
 from mtclar.model.fewshot import STRATEGIES, FewShotLabeler, FrameFeatures, LabelerConfig
+from mtclar.model.files import utc_now
 from mtclar.model.metrics import DIMENSIONS, va_metrics
 
 from .anchor_heads import AnchorSample, collect_anchors, make_folds, train_heads
@@ -89,14 +90,14 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown or not self.strategies:
-            raise ValueError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
+            raise ConfigError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
         if self.loss not in ("mse+ccc", "mse"):
-            raise ValueError(f"unknown loss {self.loss!r}; choose mse+ccc or mse")
+            raise ConfigError(f"unknown loss {self.loss!r}; choose mse+ccc or mse")
         if self.fusion != "concat":
-            raise ValueError("fine-tuning needs fusion 'concat': |e1 - e2| and e1 * e2 cannot tell which frame "
+            raise ConfigError("fine-tuning needs fusion 'concat': |e1 - e2| and e1 * e2 cannot tell which frame "
                              "has the higher label")
         if self.folds < 2 or self.steps < 1 or self.min_anchors < 2:
-            raise ValueError("folds must be >= 2, steps >= 1 and min_anchors >= 2")
+            raise ConfigError("folds must be >= 2, steps >= 1 and min_anchors >= 2")
 
 
 @dataclass
@@ -320,17 +321,10 @@ def _finetune(base: Checkpoint, videos: list[ProjectVideo], expression_classes: 
             metrics={"leave_one_anchor_out": {"criterion": "mean of valence and arousal RMSE",
                                               "before": json_safe(before_metrics), "after": json_safe(after_metrics),
                                               "improvement": before_metrics["mean_rmse"] - after_metrics["mean_rmse"]}},
-            created=_now(),
+            created=utc_now(),
         )
     progress("done", 1.0)
     result = FinetuneResult(checkpoint, kept, before_metrics, after_metrics, time.perf_counter() - started,
                             base.name, name, per_video)
     log.info("fine-tune %s: %s", name, "kept" if kept else "not kept")
     return result
-
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

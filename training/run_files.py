@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from mtclar.model.checkpoint import Checkpoint
+from mtclar.model.files import atomic_write
 
 STATE_FILE = "state.pt"
 LOG_FILE = "log.jsonl"
@@ -60,14 +60,8 @@ def publish(checkpoint: Checkpoint, run_dir: Path, alias: str) -> Path:
 
 def save_state(state: dict[str, Any], run_dir: Path) -> Path:
     path = Path(run_dir) / STATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{STATE_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        torch.save(state, f)
         raise
     return path
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mtclar.model.errors import AnchorError, DataError
-from mtclar.model.video import list_frame_images
+from mtclar.model.video import VIDEO_EXTENSIONS, list_frame_images
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 AFEWVA_FPS = 25.0
 AFFECTNET_CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
 

@@ -9,7 +9,6 @@ labeller can give a single image a label with no anchors (method ``sl``).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import time
@@ -24,6 +23,7 @@ from mtclar.model.checkpoint import Checkpoint, state_with_prefix
 from mtclar.model.config_io import json_safe
 from mtclar.model.encoders.base import FaceEncoder
 from mtclar.model.errors import DataError
+from mtclar.model.files import utc_now
 from mtclar.model.metrics import ccc as ccc_metric
 from mtclar.model.siamese import SLConfig, SupervisedHead
 from torch.utils.data import DataLoader, WeightedRandomSampler
@@ -156,7 +156,7 @@ def attach_sl_head(checkpoint: Checkpoint, head: SupervisedHead, trained_on: dic
     """A copy of ``checkpoint`` with the SL head (replacing any earlier one)."""
     state = {k: v for k, v in checkpoint.state.items() if not k.startswith("sl_head.")}
     state.update({k: v.detach().cpu().clone() for k, v in state_with_prefix(head, "sl_head.").items()})
-    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    created = utc_now()
     return replace(checkpoint, name=name or f"{checkpoint.name}-sl", sl_head=head.config, sl_trained=True,
                    state=state, created=created, trained_on={**checkpoint.trained_on, "sl_head": trained_on},
                    metrics={**checkpoint.metrics, "sl_head": metrics})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..errors import ConfigError
 from .base import EncoderConfig, FaceEncoder
 
 _REGISTRY: dict[str, Callable[..., FaceEncoder]] = {}
@@ -14,7 +15,7 @@ DEFAULT_ENCODER = "faceapi-expression"
 def register_encoder(name: str) -> Callable[[Callable[..., FaceEncoder]], Callable[..., FaceEncoder]]:
     def wrap(builder: Callable[..., FaceEncoder]) -> Callable[..., FaceEncoder]:
         if name in _REGISTRY:
-            raise ValueError(f"encoder {name!r} registered twice")
+            raise ConfigError(f"encoder {name!r} registered twice")
         _REGISTRY[name] = builder
         return builder
 
@@ -28,7 +29,7 @@ def list_encoders() -> list[str]:
 def create_encoder(name: str = DEFAULT_ENCODER, **kwargs) -> FaceEncoder:
     """Build a registered encoder with its weights loaded. kwargs go to its builder (e.g. ``weights=``)."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown encoder {name!r}; known encoders: {', '.join(list_encoders())}")
+        raise ConfigError(f"unknown encoder {name!r}; known encoders: {', '.join(list_encoders())}")
     return _REGISTRY[name](**kwargs)
 
 

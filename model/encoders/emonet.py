@@ -11,7 +11,6 @@ The weights are CC BY-NC-ND and are not shipped: users pass the path to their ow
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
+from ..files import sha256_file
 from . import register_encoder
 from .base import EncoderConfig, FaceEncoder
 
@@ -255,12 +255,7 @@ def load_emonet_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> d
     return state
 
 
-def file_sha256_prefix(path: str | Path, length: int = 16) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
+
 
 
 @register_encoder("emonet")
@@ -272,6 +267,6 @@ def build_emonet(weights: str | Path | None = None, device: str | torch.device =
     state = load_emonet_state_dict(path)
     model = EmoNetEncoder()
     model.load_state_dict(state, strict=True)
-    model.weights_id = file_sha256_prefix(path)
+    model.weights_id = sha256_file(path)[:16]
     model.freeze_alignment()
     return model.to(device).eval()

@@ -7,7 +7,6 @@ scripts/faceapi_reference/ holds the JS reference run the parity test compares a
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import WeightsError
+from ..files import sha256_file
 from . import register_encoder
 from .base import EncoderConfig, FaceEncoder
 
@@ -100,7 +100,7 @@ class FaceExpressionEncoder(FaceEncoder):
 
 
 def weights_id(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
 @register_encoder("faceapi-expression")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config_io import from_dict
+from ..errors import ConfigError
 from ..video import FrameBatch, iter_frames, read_header
 from .align import AlignConfig, align_face
 from .detector import DetectorConfig, Face, RetinaFaceDetector
@@ -28,7 +29,7 @@ class PipelineConfig:
     def from_dict(cls, data: dict) -> PipelineConfig:
         align = dict(data.get("align", {}))
         if align.pop("template", "arcface5") != "arcface5":
-            raise ValueError(f"pipeline.align: unknown template {data['align']['template']!r}; known: arcface5")
+            raise ConfigError(f"pipeline.align: unknown template {data['align']['template']!r}; known: arcface5")
         return cls(from_dict(DetectorConfig, data.get("detector"), "pipeline.detector"),
                    from_dict(TrackerConfig, data.get("tracker"), "pipeline.tracker"),
                    from_dict(AlignConfig, align, "pipeline.align"))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
 from mtclar import __version__
 from mtclar.model.errors import AnchorError
 from mtclar.model.fewshot import METHODS, STRATEGIES
+from mtclar.model.files import utc_now
 from mtclar.outputs import label_rows, plot_curves, write_csv, write_json
 from mtclar.settings import Settings
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "encoder_weights": labeler.encoder.weights_id, "method": args.method or labeler.labeler.method,
             "strategy": args.strategy or labeler.labeler.config.strategy,
             "frames_with_face": int(embeddings.has_face.sum()), "mtclar_version": __version__,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
         }
         write_csv(args.out / f"{stem}.csv", frame_rows)
         write_json(args.out / f"{stem}.json", frame_rows, metadata)
