@@ -22,10 +22,14 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
+
+from mtclar_backend.label_configs import VIDEO  # noqa: E402
+from mtclar_backend.ls_format import parse_label_config, timeline_region  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -37,12 +41,7 @@ CONFIG = """<View>
 </View>"""
 
 
-def region(rid: str, start: int, end: int, v: float, a: float) -> list[dict]:
-    span = {"ranges": [{"start": start, "end": end}]}
-    return [{"id": rid, "from_name": "segment", "to_name": "video", "type": "timelinelabels",
-             "value": {**span, "timelinelabels": ["VA"]}},
-            {"id": rid, "from_name": "valence", "to_name": "video", "type": "number", "value": {**span, "number": v}},
-            {"id": rid, "from_name": "arousal", "to_name": "video", "type": "number", "value": {**span, "number": a}}]
+region = partial(timeline_region, parse_label_config(VIDEO))  # (id, start, end, valence, arousal)
 
 
 def task(task_id: int, video: str, n_frames: int) -> dict:

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -29,16 +30,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from mtclar_backend.label_configs import FRAME, VIDEO  # noqa: E402
+from mtclar_backend.ls_format import parse_label_config, timeline_region  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "WolfgangLanger_Pexels.mp4"
 
 
-def region(rid: str, start: int, end: int, v: float, a: float) -> list[dict]:
-    span = {"ranges": [{"start": start, "end": end}]}
-    return [{"id": rid, "from_name": "segment", "to_name": "video", "type": "timelinelabels",
-             "value": {**span, "timelinelabels": ["VA"]}},
-            {"id": rid, "from_name": "valence", "to_name": "video", "type": "number", "value": {**span, "number": v}},
-            {"id": rid, "from_name": "arousal", "to_name": "video", "type": "number", "value": {**span, "number": a}}]
+region = partial(timeline_region, parse_label_config(VIDEO))  # (id, start, end, valence, arousal)
 
 
 def rss_mb(pid: int) -> float:

@@ -51,10 +51,6 @@ class Checkpoint:
     created: str = field(default_factory=utc_now)
     state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
-    @property
-    def version(self) -> str:
-        return self.name
-
     def to_config(self) -> dict:
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name, "created": self.created,

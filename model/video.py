@@ -27,13 +27,6 @@ class VideoInfo:
     height: int
     content_id: str  # sha256 of the file's bytes: the cache key of everything computed from it
 
-    @property
-    def duration_s(self) -> float:
-        return self.n_frames / self.fps
-
-    def time_of(self, frame: int | np.ndarray) -> float | np.ndarray:
-        return frame / self.fps
-
 
 @dataclass(frozen=True)
 class FrameBatch:

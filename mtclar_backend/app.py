@@ -11,6 +11,8 @@ import logging
 import time
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
 from mtclar.model.errors import (
     AnchorError,
     CheckpointError,
@@ -22,7 +24,6 @@ from mtclar.model.errors import (
     PayloadError,
     PayloadTooLarge,
 )
-from werkzeug.exceptions import HTTPException
 
 from . import __version__
 from .model import MTCLARModel
@@ -127,7 +128,7 @@ def create_app(runtime: Runtime) -> Flask:
     def metrics():
         project = project_arg()
         out = {"base_model": runtime.base.model_version, "uptime_s": round(time.time() - runtime.started, 1),
-               "predict_latency": runtime.latency_summary(), "store": runtime.store.counts()}
+               "predict_latency": runtime.latencies.summary(), "store": runtime.store.counts()}
         if project is not None:
             out.update(model_version=runtime.model_version(project), training=runtime.jobs.state(project),
                        anchor_revision=runtime.store.revision(project))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from mtclar.model.errors import MediaError, MtclarError
 from mtclar.model.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_frame_images, probe_video
 

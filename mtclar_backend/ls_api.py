@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+
 from mtclar.model.errors import MediaError
 from mtclar.model.files import stream_to_file
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from label_studio_sdk.label_interface import LabelInterface
+
 from mtclar.model.errors import LabelConfigError, PayloadError, PayloadTooLarge
 
 from .anchors import Span
@@ -272,6 +273,20 @@ def _short(value) -> str:
 # -- predictions -----------------------------------------------------------------------------------
 
 
+def timeline_region(setup: LabelSetup, region_id: str, start: int, end: int, valence: float, arousal: float,
+                    **extra) -> list[dict]:
+    """One labelled span as Label Studio stores it: the timeline label and the two numbers over the same
+    ranges (Label Studio's 1-based frames, values in the tags' units); ``extra`` goes on every item."""
+    ranges = [{"start": start, "end": end}]
+    common = {"id": region_id, "to_name": setup.object_name, **extra}
+    return [
+        {**common, "from_name": setup.timeline, "type": "timelinelabels",
+         "value": {"ranges": ranges, "timelinelabels": [setup.label]}},
+        {**common, "from_name": setup.valence.name, "type": "number", "value": {"ranges": ranges, "number": valence}},
+        {**common, "from_name": setup.arousal.name, "type": "number", "value": {"ranges": ranges, "number": arousal}},
+    ]
+
+
 def video_prediction(setup: LabelSetup, segments: list[Segment], human: list[Segment], score: float,
                      model_version: str) -> dict:
     """Predicted segments + the person's labelled segments (0-based frames) -> one Label Studio prediction.
@@ -280,18 +295,10 @@ def video_prediction(setup: LabelSetup, segments: list[Segment], human: list[Seg
     result = []
     for prefix, items, predicted in (("human", human, False), ("mtclar", segments, True)):
         for i, s in enumerate(items):
-            ranges = [{"start": s.start + 1, "end": s.end + 1}]
-            common = {"id": f"{prefix}-{i}", "to_name": setup.object_name}
-            if predicted:
-                common.update(origin="prediction", score=round(s.score, 4))
-            result += [
-                {**common, "from_name": setup.timeline, "type": "timelinelabels",
-                 "value": {"ranges": ranges, "timelinelabels": [setup.label]}},
-                {**common, "from_name": setup.valence.name, "type": "number",
-                 "value": {"ranges": ranges, "number": setup.valence.from_model(s.valence)}},
-                {**common, "from_name": setup.arousal.name, "type": "number",
-                 "value": {"ranges": ranges, "number": setup.arousal.from_model(s.arousal)}},
-            ]
+            extra = {"origin": "prediction", "score": round(s.score, 4)} if predicted else {}
+            result += timeline_region(setup, f"{prefix}-{i}", s.start + 1, s.end + 1,
+                                      setup.valence.from_model(s.valence), setup.arousal.from_model(s.arousal),
+                                      **extra)
     return {"result": result, "score": round(float(score), 4), "model_version": model_version}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+
 from mtclar.model.errors import MediaError
 from mtclar.model.files import stream_to_file
 

@@ -8,16 +8,16 @@ so validated) before anything is stored: a request that fails changes nothing.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+
 from mtclar.model.errors import LabelConfigError, MediaError, MtclarError, PayloadError
-from pydantic import ValidationError
 
 from .anchors import Span, expand
+from .ls_api import LabelStudioAPI
 from .ls_format import (
     LabelSetup,
     TaskMedia,
@@ -80,40 +80,16 @@ class MTCLARModel:
             raise LabelConfigError("no labelling config: call /setup first or send label_config with the request")
         return self.label_setup
 
-    def backfill(self, api=None) -> None:
-        """Anchors from every annotated task of the project, through the Label Studio API (in a thread: setup has
-        3 s). Annotations the store has but Label Studio no longer has are dropped; a task the API returns
-        malformed is skipped and counted."""
-        project, setup = self.project_id, self.label_setup
-        if api is None or project is None or setup is None or not self.runtime.backfills.claim(project):
-            return
+    def backfill(self, api: LabelStudioAPI | None = None) -> None:
+        """Anchors from every annotated task of the project, through the Label Studio API, in a thread
+        (Label Studio gives /setup 3 s)."""
+        if api is not None and self.project_id is not None and self.label_setup is not None:
+            self.runtime.backfills.start(self.project_id, api, self.store, self._remember_task)
 
-        def run() -> None:
-            try:
-                seen: set[int] = set()
-                skipped = 0
-                for raw in api.iter_tasks(project):
-                    try:
-                        read = self._read(Task.model_validate(raw))
-                    except (ValidationError, PayloadError) as error:
-                        skipped += 1
-                        log.warning("project %s: task %s from the API is skipped: %s", project,
-                                    raw.get("id") if isinstance(raw, dict) else "?", str(error)[:300])
-                        continue
-                    seen.update(a.id for a, _ in read.annotations if a.id is not None)
-                    self._remember(read)
-                stale = self.store.get_state(project, "annotation_ids") or {}
-                for annotation_id in set(stale.get("ids", [])) - seen:
-                    self.store.delete_annotation(project, annotation_id)
-                self.store.set_state(project, "annotation_ids", {"ids": sorted(seen)})
-                log.info("project %s: backfilled %d annotations from Label Studio (%d tasks skipped)", project,
-                         len(seen), skipped)
-            except Exception as error:
-                log.warning("project %s: backfill from Label Studio failed: %s", project, error)
-            finally:
-                self.runtime.backfills.release(project)
-
-        threading.Thread(target=run, name=f"mtclar-backfill-{project}", daemon=True).start()
+    def _remember_task(self, task: Task) -> set[int]:
+        read = self._read(task)
+        self._remember(read)
+        return {annotation.id for annotation, _ in read.annotations if annotation.id is not None}
 
     # -- reading and storing --------------------------------------------------------------------------
 
@@ -167,7 +143,7 @@ class MTCLARModel:
             log.warning("%s", error)
         out = [{"result": [], "score": 0.0, "model_version": version} if isinstance(r, Exception) else r
                for r in results]
-        self.runtime.record_latency(setup.mode, len(tasks), time.perf_counter() - started)
+        self.runtime.latencies.record(setup.mode, len(tasks), time.perf_counter() - started)
         return {"results": out, "model_version": version}
 
     def _predict_video(self, read: ReadTask, context: list[Span], version: str) -> dict | MediaError:

@@ -14,8 +14,9 @@ import json
 import math
 from typing import Annotated, Any
 
-from mtclar.model.errors import PayloadError, PayloadTooLarge
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from mtclar.model.errors import PayloadError, PayloadTooLarge
 
 ID_MAX = 2**63 - 1  # SQLite INTEGER and Redis keys; Label Studio ids are positive 64-bit integers
 Id = Annotated[StrictInt, Field(ge=0, le=ID_MAX)]

@@ -9,14 +9,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
 from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.errors import LabelConfigError, MediaError, MtclarError
 from mtclar.model.video import VideoInfo
 
 from .anchors import Anchors, expand
 from .ls_format import LabelSetup, TaskMedia, parse_label_config
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 DEFAULT_FPS = 25.0
@@ -65,14 +70,14 @@ def frame_rows(images: dict[int, VideoEmbeddings], extra_frames: Iterable[int], 
     return FrameRows(frames, out)
 
 
-def project_setup(runtime, project: int) -> LabelSetup:
+def project_setup(runtime: Runtime, project: int) -> LabelSetup:
     state = runtime.store.get_state(project, "setup")
     if not state or not state.get("label_config"):
         raise LabelConfigError(f"project {project}: no labelling config known yet (Label Studio sends it on /setup)")
     return parse_label_config(state["label_config"])
 
 
-def stored_media(runtime, project: int, key: str) -> list[TaskMedia]:
+def stored_media(runtime: Runtime, project: int, key: str) -> list[TaskMedia]:
     """The stored tasks of a video key; rows stored before validation existed that lack a URL are skipped."""
     out = []
     for task_id, frame, data in runtime.store.tasks(project, key):
@@ -83,7 +88,7 @@ def stored_media(runtime, project: int, key: str) -> list[TaskMedia]:
     return out
 
 
-def project_videos(runtime, project: int) -> tuple[list[tuple[str, VideoEmbeddings, Anchors]], dict[str, str]]:
+def project_videos(runtime: Runtime, project: int) -> tuple[list[tuple[str, VideoEmbeddings, Anchors]], dict[str, str]]:
     """(name, embeddings, anchors) for every video of the project with anchors, and {video: why} for those
     that could not be used (media gone, no face): a fine-tune reports them and goes on with the rest."""
     setup = project_setup(runtime, project)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
 from mtclar.model.errors import AnchorError
 from mtclar.model.fewshot import check_anchors
 from mtclar.model.siamese import HeadConfig, PairHeads

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from mtclar.model.config_io import from_dict
 from mtclar.model.encoders import DEFAULT_ENCODER
 from mtclar.model.errors import ConfigError

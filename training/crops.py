@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
 from mtclar.model.face.pipeline import FacePipeline
 from mtclar.model.files import atomic_write
 from mtclar.model.video import content_id, iter_image_batches, read_image, sequence_content_id
-from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mtclar.model.errors import DataError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
+
+from mtclar.model.errors import DataError
 
 from .config import AugmentConfig
 from .crops import CropCache, CropReader, CropRef

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
 from mtclar.model.device import resolve_device
 
 
@@ -68,10 +69,3 @@ def gather(info: DistInfo, value: Any) -> list[Any]:
     return out
 
 
-def broadcast(info: DistInfo, value: Any) -> Any:
-    """Rank 0's ``value`` on every rank."""
-    if not info.distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

@@ -7,10 +7,11 @@ not part of the embedding, and a parameter without a gradient would stall Distri
 
 from __future__ import annotations
 
+from torch import nn
+
 from mtclar.model.encoders.base import FaceEncoder
 from mtclar.model.encoders.emonet import EmoNetEncoder
 from mtclar.model.encoders.faceapi_expression import FaceExpressionEncoder
-from torch import nn
 
 from .config import ENCODER_MODES, ConfigError
 

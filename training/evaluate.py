@@ -10,11 +10,12 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
+
 from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.labeling import VideoLabeler
 from mtclar.model.metrics import DIMENSIONS, pcc, per_video_mean, va_metrics
 from mtclar.model.support import every, first, parse_support, random, suggest
-from tqdm import tqdm
 
 from .sources import LabelledVideo
 

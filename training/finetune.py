@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+
 from mtclar.model.checkpoint import Checkpoint, state_with_prefix
 from mtclar.model.config_io import json_safe
 from mtclar.model.embeddings import VideoEmbeddings

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 import yaml
+
 from mtclar.model.checkpoint import Checkpoint
 from mtclar.model.files import atomic_write
 

@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+from tqdm import tqdm
+
 from mtclar.model.checkpoint import Checkpoint, state_with_prefix
 from mtclar.model.config_io import json_safe
 from mtclar.model.encoders.base import FaceEncoder
@@ -26,8 +29,6 @@ from mtclar.model.errors import DataError
 from mtclar.model.files import utc_now
 from mtclar.model.metrics import ccc as ccc_metric
 from mtclar.model.siamese import SLConfig, SupervisedHead
-from torch.utils.data import DataLoader, WeightedRandomSampler
-from tqdm import tqdm
 
 from .config import AugmentConfig, SLTrainConfig, TrainConfig
 from .datasets import FaceCrops, FaceItem, build_transform, label_arrays

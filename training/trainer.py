@@ -16,6 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
 from mtclar.model.checkpoint import Checkpoint, load_checkpoint, state_with_prefix
 from mtclar.model.config_io import json_safe
 from mtclar.model.encoders.base import FaceEncoder
@@ -24,10 +29,6 @@ from mtclar.model.face.pipeline import PipelineConfig
 from mtclar.model.fewshot import LabelerConfig
 from mtclar.model.metrics import ccc as ccc_metric
 from mtclar.model.siamese import MTCLAR, PairHeads
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from . import distributed as dist_utils
 from .config import TrainConfig

@@ -1,39 +1,9 @@
-"""Encoder registry: ``create_encoder("faceapi-expression")``."""
+"""Encoders by name: ``create_encoder("faceapi-expression")``. Importing this package registers them all."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ..errors import ConfigError
+from . import emonet, faceapi_expression  # noqa: F401  (each module registers its encoder)
 from .base import EncoderConfig, FaceEncoder
-
-_REGISTRY: dict[str, Callable[..., FaceEncoder]] = {}
-
-DEFAULT_ENCODER = "faceapi-expression"
-
-
-def register_encoder(name: str) -> Callable[[Callable[..., FaceEncoder]], Callable[..., FaceEncoder]]:
-    def wrap(builder: Callable[..., FaceEncoder]) -> Callable[..., FaceEncoder]:
-        if name in _REGISTRY:
-            raise ConfigError(f"encoder {name!r} registered twice")
-        _REGISTRY[name] = builder
-        return builder
-
-    return wrap
-
-
-def list_encoders() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create_encoder(name: str = DEFAULT_ENCODER, **kwargs) -> FaceEncoder:
-    """Build a registered encoder with its weights loaded. kwargs go to its builder (e.g. ``weights=``)."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown encoder {name!r}; known encoders: {', '.join(list_encoders())}")
-    return _REGISTRY[name](**kwargs)
-
-
-# importing the modules registers the encoders
-from . import emonet, faceapi_expression  # noqa: E402,F401
+from .registry import DEFAULT_ENCODER, create_encoder, list_encoders, register_encoder
 
 __all__ = ["EncoderConfig", "FaceEncoder", "create_encoder", "list_encoders", "register_encoder", "DEFAULT_ENCODER"]

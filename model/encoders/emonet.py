@@ -21,8 +21,8 @@ from torch import nn
 
 from ..errors import WeightsError
 from ..files import sha256_file
-from . import register_encoder
 from .base import EncoderConfig, FaceEncoder
+from .registry import register_encoder
 
 EXPRESSIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
 NUM_LANDMARKS = 68

@@ -17,8 +17,8 @@ from torch import nn
 
 from ..errors import WeightsError
 from ..files import sha256_file
-from . import register_encoder
 from .base import EncoderConfig, FaceEncoder
+from .registry import register_encoder
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "faceapi_expression.safetensors"
 CONVERTER = "scripts/convert_faceapi_weights.py"

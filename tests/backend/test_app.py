@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from functools import partial
 
 import cv2
 import numpy as np
@@ -12,21 +13,18 @@ from label_studio_sdk.label_interface import LabelInterface
 from mtclar.settings import Settings
 from mtclar_backend.app import create_app
 from mtclar_backend.label_configs import FRAME, VIDEO
-from mtclar_backend.ls_format import check_prediction, parse_label_config
+from mtclar_backend.ls_format import (
+    check_prediction,
+    parse_label_config,
+    timeline_region,  # noqa: E402
+)
 from mtclar_backend.runtime import Runtime
 
 VIDEO_CONFIG, FRAME_CONFIG = VIDEO, FRAME
 WOLFGANG = {"id": 7, "data": {"video": "/data/local-files/?d=videos/WolfgangLanger_Pexels.mp4", "fps": 23.976}}
 
 
-def region(rid, start, end, v, a):
-    span = {"ranges": [{"start": start, "end": end}]}
-    return [
-        {"id": rid, "from_name": "segment", "to_name": "video", "type": "timelinelabels",
-         "value": {**span, "timelinelabels": ["VA"]}},
-        {"id": rid, "from_name": "valence", "to_name": "video", "type": "number", "value": {**span, "number": v}},
-        {"id": rid, "from_name": "arousal", "to_name": "video", "type": "number", "value": {**span, "number": a}},
-    ]
+region = partial(timeline_region, parse_label_config(VIDEO))  # (id, start, end, valence, arousal)
 
 
 ANNOTATION = {"id": 100, "result": region("a", 1, 5, -0.4, -0.2) + region("b", 400, 402, 0.7, 0.5)}

@@ -1,6 +1,6 @@
 import pytest
-from mtclar.model.errors import LabelConfigError
 
+from mtclar.model.errors import LabelConfigError
 from mtclar_backend.anchors import Span, expand
 from mtclar_backend.ls_format import (
     NumberSpec,

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pytest
 
 from mtclar.settings import Settings
 from mtclar_backend.app import create_app
+from mtclar_backend.label_configs import VIDEO as VIDEO_CONFIG
+from mtclar_backend.ls_format import parse_label_config, timeline_region
 from mtclar_backend.runtime import Runtime
 
-from .test_app import VIDEO_CONFIG, WOLFGANG, region
+WOLFGANG = {"id": 7, "data": {"video": "/data/local-files/?d=videos/WolfgangLanger_Pexels.mp4", "fps": 23.976}}
+region = partial(timeline_region, parse_label_config(VIDEO_CONFIG))  # (id, start, end, valence, arousal)
+
 
 ANCHORS = (region("a", 1, 4, -0.4, -0.2) + region("b", 120, 123, -0.2, 0.0) + region("c", 200, 203, 0.2, 0.3)
            + region("d", 300, 303, 0.5, 0.6) + region("e", 400, 403, 0.7, 0.5))

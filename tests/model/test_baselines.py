@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from mtclar.model.baselines import hold_last_anchor, linear_interpolation
 
 

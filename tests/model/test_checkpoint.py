@@ -2,9 +2,10 @@ import json
 import os
 import stat
 
-import mtclar.model.checkpoint as checkpoint_module
 import pytest
 import torch
+
+import mtclar.model.checkpoint as checkpoint_module
 from mtclar.model.checkpoint import (
     CONFIG_FILE,
     DEFAULT_CHECKPOINT,
@@ -56,7 +57,7 @@ def test_save_load_round_trip(encoder, tmp_path):
     assert loaded.to_config() == checkpoint.to_config()
     assert loaded.heads == TINY_HEADS and loaded.sl_head == TINY_SL
     assert loaded.labeler.kernel.prior_weight == (0.1, 0.2)
-    assert loaded.version == "run-1"
+    assert loaded.name == "run-1"
     assert_same_state(loaded.build_heads(), heads)
     assert_same_state(loaded.build_sl_head(), sl_head)
     assert not loaded.build_heads().training

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from mtclar.model.embeddings import EmbeddingCache, VideoEmbedder, VideoEmbeddings
 from mtclar.model.video import content_id
 

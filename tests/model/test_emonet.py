@@ -7,58 +7,20 @@ taken from the spec in ../shared, stands in for it.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
 from mtclar.model.encoders import create_encoder
 from mtclar.model.encoders.emonet import EMOTION_BRANCH, EmoNetEncoder, build_emonet, load_emonet_state_dict
 from mtclar.model.errors import WeightsError
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # tests/model/x.py -> repo -> its parent
-SPEC_PATH = SHARED / "data" / "weights" / "emonet_8_state_dict_spec.json"
-
 
 @pytest.fixture(scope="module")
-def spec() -> dict:
-    assert SPEC_PATH.is_file(), f"the EmoNet layout spec is missing: {SPEC_PATH}"
-    return json.loads(SPEC_PATH.read_text())
-
-
-@pytest.fixture(scope="module")
-def spec_state(spec: dict) -> dict[str, torch.Tensor]:
-    """Random tensors with the spec's exact names, shapes and dtypes (scaled so activations stay sane)."""
-    gen = torch.Generator().manual_seed(0)
-    state: dict[str, torch.Tensor] = {}
-    for name, shape, dtype in spec["keys"]:
-        if dtype == "int64":
-            state[name] = torch.tensor(1000, dtype=torch.int64).reshape(shape)
-        elif name.endswith("running_var"):
-            state[name] = 0.5 + torch.rand(shape, generator=gen)
-        elif len(shape) >= 2:
-            fan_in = math.prod(shape[1:])
-            state[name] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
-        elif name.endswith(".weight"):  # BatchNorm scale
-            state[name] = 1.0 + 0.1 * torch.randn(shape, generator=gen)
-        else:
-            state[name] = 0.1 * torch.randn(shape, generator=gen)
-        assert str(state[name].dtype) == f"torch.{dtype}"
-    return state
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory: pytest.TempPathFactory, spec_state: dict[str, torch.Tensor]) -> Path:
-    path = tmp_path_factory.mktemp("emonet") / "emonet_8.pth"
-    torch.save(spec_state, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def encoder(weights_file: Path) -> EmoNetEncoder:
-    return build_emonet(weights=weights_file)
+def encoder(emonet_weights_file: Path) -> EmoNetEncoder:
+    return build_emonet(weights=emonet_weights_file)
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +42,10 @@ def test_state_dict_layout_matches_spec(spec: dict) -> None:
 
 @pytest.mark.parametrize("variant", ["plain", "module_prefix", "wrapped"])
 def test_build_loads_strictly(
-    variant: str, spec_state: dict[str, torch.Tensor], weights_file: Path, tmp_path: Path
+    variant: str, spec_state: dict[str, torch.Tensor], emonet_weights_file: Path, tmp_path: Path
 ) -> None:
     if variant == "plain":
-        path = weights_file
+        path = emonet_weights_file
     else:
         saved: dict = {f"module.{k}": v for k, v in spec_state.items()}
         if variant == "wrapped":
@@ -98,8 +60,8 @@ def test_build_loads_strictly(
         assert torch.equal(loaded[name], spec_state[name])
 
 
-def test_registry_builds_emonet(weights_file: Path) -> None:
-    model = create_encoder("emonet", weights=weights_file)
+def test_registry_builds_emonet(emonet_weights_file: Path) -> None:
+    model = create_encoder("emonet", weights=emonet_weights_file)
     assert isinstance(model, EmoNetEncoder)
     assert model.config.embed_dim == 256 and model.config.input_size == 256
     assert len(model.config.expression_classes) == 8

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from mtclar.model.face import AlignConfig, Face, PersonTracker, TrackerConfig, align_face
 from mtclar.model.face.align import similarity_transform
 from mtclar.model.video import read_image

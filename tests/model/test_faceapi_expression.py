@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from mtclar.model.encoders import create_encoder
 from mtclar.model.encoders.faceapi_expression import (
     DEFAULT_WEIGHTS,

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+
 from mtclar.model.baselines import hold_last_anchor, linear_interpolation
 from mtclar.model.errors import AnchorError, CheckpointError
 from mtclar.model.fewshot import (

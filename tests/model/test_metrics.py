@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+
 from mtclar.model.metrics import accuracy, ccc, pcc, per_video_mean, regression_metrics, rmse, sagr, va_metrics
 
 PRED = np.array([1.0, 2.0, 3.0, 4.0])

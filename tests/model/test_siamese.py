@@ -2,9 +2,10 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from mtclar.model.encoders import create_encoder
 from mtclar.model.siamese import MTCLAR, HeadConfig, PairHeads, SLConfig, SupervisedHead, fuse, projector
-from torch import nn
 
 
 def layer_summary(sequential: nn.Sequential) -> list[tuple]:

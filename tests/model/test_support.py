@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from mtclar.model.support import diverse_start, every, first, most_uncertain, parse_support, random, suggest
 
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mtclar.model.errors import MediaError
 from mtclar.model.video import content_id, iter_frames, probe_video, read_frame, read_header
 

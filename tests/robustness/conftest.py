@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from mtclar.settings import Settings
 from mtclar_backend.app import create_app
 from mtclar_backend.label_configs import FRAME, VIDEO
+from mtclar_backend.ls_format import parse_label_config, timeline_region  # noqa: E402
 from mtclar_backend.runtime import Runtime
 
 WOLFGANG_URL = "/data/local-files/?d=videos/WolfgangLanger_Pexels.mp4"
@@ -15,14 +17,7 @@ SINGLE_URL = "/data/local-files/?d=videos/single_face.mp4"
 NO_FACE_URL = "/data/local-files/?d=videos/no_face.mp4"
 
 
-def region(rid, start, end, v, a):
-    span = {"ranges": [{"start": start, "end": end}]}
-    return [
-        {"id": rid, "from_name": "segment", "to_name": "video", "type": "timelinelabels",
-         "value": {**span, "timelinelabels": ["VA"]}},
-        {"id": rid, "from_name": "valence", "to_name": "video", "type": "number", "value": {**span, "number": v}},
-        {"id": rid, "from_name": "arousal", "to_name": "video", "type": "number", "value": {**span, "number": a}},
-    ]
+region = partial(timeline_region, parse_label_config(VIDEO))  # (id, start, end, valence, arousal)
 
 
 def frame_result(v, a):

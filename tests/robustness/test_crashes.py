@@ -12,8 +12,8 @@ import textwrap
 import time
 
 import pytest
-from mtclar.model.checkpoint import load_checkpoint
 
+from mtclar.model.checkpoint import load_checkpoint
 from mtclar.settings import Settings
 from mtclar_backend.app import create_app
 from mtclar_backend.jobs import TrainingJobs

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from mtclar.model.errors import ConfigError
 
+from mtclar.model.errors import ConfigError
 from mtclar.settings import Settings
 from mtclar_backend.app import create_app
 from mtclar_backend.runtime import Runtime

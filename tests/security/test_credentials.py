@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from mtclar.model.errors import MediaError
 
+from mtclar.model.errors import MediaError
 from mtclar.settings import Settings
 from mtclar_backend.app import create_app
 from mtclar_backend.label_configs import VIDEO

@@ -5,9 +5,9 @@ import csv
 import json
 
 import pytest
-from mtclar.model.checkpoint import load_checkpoint
 
 from mtclar.cli import main
+from mtclar.model.checkpoint import load_checkpoint
 
 
 def _anchor_csv(path, rows):

@@ -1,4 +1,5 @@
 import pytest
+
 from mtclar.training.config import PAPER_CONFIG, ConfigError, TrainConfig, load_config, override, parse_set
 
 

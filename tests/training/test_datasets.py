@@ -3,6 +3,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+
 from mtclar.model.video import read_image
 from mtclar.training.config import AugmentConfig
 from mtclar.training.crops import CropCache, CropReader, canvas_size

@@ -1,4 +1,5 @@
 import pytest
+
 from mtclar.model.encoders.emonet import EmoNetEncoder
 from mtclar.model.encoders.faceapi_expression import FaceExpressionEncoder
 from mtclar.training.config import ConfigError

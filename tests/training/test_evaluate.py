@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.fewshot import FewShotLabeler, FrameFeatures
 from mtclar.model.support import random, suggest

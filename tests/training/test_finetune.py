@@ -2,9 +2,10 @@
 
 from dataclasses import replace
 
-import mtclar.training.finetune as finetune_module
 import numpy as np
 import pytest
+
+import mtclar.training.finetune as finetune_module
 from mtclar.model.checkpoint import load_checkpoint
 from mtclar.model.errors import AnchorError
 from mtclar.model.fewshot import LabelerConfig

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+
 from mtclar.training.losses import (
     TASKS,
     VAL_TASK_WEIGHTS,

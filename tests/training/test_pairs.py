@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from mtclar.training.pairs import (
     VA_THRESHOLD,
     ClassPairSampler,

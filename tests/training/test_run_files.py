@@ -1,6 +1,7 @@
-import mtclar.model.checkpoint as checkpoint_module
 import pytest
 import torch
+
+import mtclar.model.checkpoint as checkpoint_module
 from mtclar.model.checkpoint import Checkpoint, load_checkpoint, state_with_prefix
 from mtclar.model.siamese import HeadConfig, PairHeads
 from mtclar.training.run_files import JsonLog, load_state, publish, save_state

@@ -4,6 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from mtclar.model.errors import AnchorError, DataError
 from mtclar.training.sources import (
     AFEWVA_FPS,

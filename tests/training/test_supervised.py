@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from mtclar.model.checkpoint import Checkpoint, load_checkpoint
 from mtclar.model.errors import DataError
 from mtclar.training.config import SLTrainConfig

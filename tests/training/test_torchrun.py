@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from mtclar.model.checkpoint import load_checkpoint
 
 

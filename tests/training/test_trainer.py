@@ -6,12 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
+
 from mtclar.model.checkpoint import load_checkpoint
 from mtclar.model.encoders import create_encoder
 from mtclar.training.config import TrainConfig, override
 from mtclar.training.datasets import PairDataset, split_by_group
 from mtclar.training.trainer import Trainer
-from torch.utils.data import DataLoader
 
 SMALL = {"model.encoder_mode": "frozen", "model.heads.hidden": [64, 32], "model.heads.dropout": 0.1,
          "optim.batch_size": 16, "optim.lr": 1e-3, "run.workers": 0}
