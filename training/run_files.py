@@ -63,7 +63,6 @@ def save_state(state: dict[str, Any], run_dir: Path) -> Path:
     path = Path(run_dir) / STATE_FILE
     with atomic_write(path) as f:
         torch.save(state, f)
-        raise
     return path
 
 
