@@ -16,9 +16,10 @@ is one segment; anchors spaced further apart are one segment each). Each fold ho
 out, predicts it from the other anchors and scores every held-out anchor; a held-out frame's neighbour
 is never in the fold's training anchors, so copying a neighbour is not rewarded.
 
-The same folds calibrate an 80% interval: |residual| grows like the square root of the Brownian-bridge
-distance to the anchors, ``d = d_l d_r / (d_l + d_r)`` (the distance to the only anchor outside them),
-so ``half-width(q) = k * sqrt(d(q))`` with ``k`` the 80% quantile of ``|residual| / sqrt(d)`` over folds.
+The same folds calibrate an 80% interval: |residual| grows with the Brownian-bridge distance to the
+anchors, ``d = d_l d_r / (d_l + d_r)`` (the distance to the only anchor outside them), as ``d ** power``
+(0.5 for a random walk; the labelled clips grow slower), so ``half-width(q) = k * d(q) ** power`` with
+``k`` the 80% quantile of ``|residual| / d ** power`` over the folds.
 """
 
 from __future__ import annotations
@@ -114,12 +115,12 @@ def choose_weight(truth: np.ndarray, floor: np.ndarray, correction: np.ndarray, 
     return float(grid[best])
 
 
-def interval_scale(abs_residual: np.ndarray, distance_s: np.ndarray, quantile: float, min_distance_s: float
-                   ) -> float:
-    """``k`` such that ``k * sqrt(d)`` covers ``quantile`` of the residuals (NaN when there are none)."""
+def interval_scale(abs_residual: np.ndarray, distance_s: np.ndarray, quantile: float, min_distance_s: float,
+                   power: float = 0.5) -> float:
+    """``k`` such that ``k * d ** power`` covers ``quantile`` of the residuals (NaN when there are none)."""
     if abs_residual.size == 0:
         return float("nan")
-    z = abs_residual / np.sqrt(np.maximum(distance_s, min_distance_s))
+    z = abs_residual / np.maximum(distance_s, min_distance_s) ** power
     return float(np.quantile(z, quantile))
 
 

@@ -60,16 +60,17 @@ class FloorConfig:
     segments; they were tuned on the development clips only (benchmarks/fewshot.py --tune).
     """
 
-    default_weight: tuple[float, float] = (0.75, 0.0)  # (valence, arousal)
+    default_weight: tuple[float, float] = (0.5, 0.5)  # (valence, arousal); tuned on the dev clips
     weight_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     min_segments: int = 3  # fewer anchor segments than this: default_weight
     segment_gap_s: float = 0.25  # anchors at most this far apart form one segment (held out together)
     smooth_s: float = 0.2  # Gaussian sd of the correction's smoothing in time
     margin: float = 0.0  # a weight > 0 must cut the held-out squared error by this share, else 0
     interval_quantile: float = 0.8
-    default_interval_scale: tuple[float, float] = (0.15, 0.2)  # half-width = scale * sqrt(bridge distance in s)
+    default_interval_scale: tuple[float, float] = (0.27, 0.25)  # half-width = scale * bridge distance ** power
     interval_prior_folds: float = 3.0  # the video's scale is shrunk to the default as if from this many folds
     interval_min_distance_s: float = 0.1  # distances below this count as this (label noise next to an anchor)
+    interval_power: float = 0.35  # 0.5 would be a random walk; dev residuals grow slower with distance
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ class FewShotLabeler:
         values = np.clip(floor + weight[None, :] * correction[query], -1, 1)
         scale = self._interval_scale(folds, weight)
         distance = brackets(time_s[query], time_s[anchor_rows]).distance_s
-        half = scale[None, :] * np.sqrt(np.maximum(distance, config.interval_min_distance_s))[:, None]
+        half = scale[None, :] * (np.maximum(distance, config.interval_min_distance_s) ** config.interval_power)[:, None]
         details = {"correction_weight": weight.tolist(), "weight_validated": validated,
                    "segments": folds.n_segments, "interval_scale": scale.tolist()}
         return values, half, details, method
@@ -268,7 +269,7 @@ class FewShotLabeler:
             return default
         residual = np.abs(folds.residual(weight))
         own = np.array([interval_scale(residual[:, d], folds.distance_s, config.interval_quantile,
-                                       config.interval_min_distance_s) for d in range(2)])
+                                       config.interval_min_distance_s, config.interval_power) for d in range(2)])
         return (n * own + config.interval_prior_folds * default) / (n + config.interval_prior_folds)
 
     def _delta_fn(self, frames: FrameFeatures, face_anchor_rows: np.ndarray, method: str) -> DeltaFn | None:

@@ -157,7 +157,7 @@ def test_interval_covers_about_80_percent_of_a_random_walk():
     labels = np.clip(np.cumsum(rng.normal(0, 0.02, (n, 2)), axis=0) * 0.5, -1, 1)
     frames = video(np.zeros(n))  # constant prior: no correction, the interval is all that is tested
     rows = np.arange(0, n, 10)
-    out = labeler().label(frames, anchors_of(rows, labels))
+    out = labeler(interval_power=0.5).label(frames, anchors_of(rows, labels))  # a random walk: sd ~ sqrt(d)
     queries = np.setdiff1d(np.arange(n), rows)
     inside_v = (out.valence_low <= labels[:, 0]) & (labels[:, 0] <= out.valence_high)
     inside_a = (out.arousal_low <= labels[:, 1]) & (labels[:, 1] <= out.arousal_high)
