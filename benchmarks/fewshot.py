@@ -281,24 +281,43 @@ def json_summary(scores: dict, labeler: FewShotLabeler) -> dict:
 
 # -- tuning the fallback defaults (development clips only) --------------------------------------------------
 
-TUNE_GRID = {"default_weight": [(v, a) for v in (0.0, 0.25, 0.5, 0.75, 1.0) for a in (0.0, 0.25, 0.5)]}
+WEIGHTS = [(v, a) for v in (0.0, 0.25, 0.5, 0.75, 1.0) for a in (0.0, 0.25, 0.5)]
+INTERVALS = [(power, scale) for power in (0.25, 0.35, 0.5) for scale in (0.2, 0.25, 0.3)]
 
 
 def tune(labeler: FewShotLabeler, clips: list[Clip], limit: int) -> None:
+    """Fallback correction weight by mean CCC gain over interpolation, then the interval's power and default
+    scale by mean |coverage - 0.8|, all on the development clips (the other settings stay as configured)."""
     dev = [c for c in clips if c.split == "dev"]
     assert dev, "no development clips"
     base = labeler.config
     results = []
-    for weight in tqdm(TUNE_GRID["default_weight"], desc="tune", file=sys.stderr):
-        labeler.config = replace(base, floor=replace(base.floor, default_weight=weight))
-        scores = evaluate(labeler, dev, limit, desc=f"w={weight}")
+    for weight in tqdm(WEIGHTS, desc="tune weight", file=sys.stderr):
+        scores = _dev_scores(labeler, dev, limit, default_weight=weight)
         gains = [scores[("dev", c, "model")][f"ccc_{d}"] - scores[("dev", c, "interpolation")][f"ccc_{d}"]
                  for c in CONFIGS for d in "va"]
         first = scores[("dev", "first frame", "model")]
         results.append((float(np.mean(gains)), weight, first["ccc_v"], first["ccc_a"]))
-    labeler.config = base
-    for gain, weight, fv, fa in sorted(results, reverse=True):
+    for gain, weight, fv, fa in sorted(results, reverse=True)[:5]:
         print(f"default_weight={weight}: mean CCC gain over interpolation {gain:+.4f}; first frame {fv:.3f}/{fa:.3f}")
+    coverage = []
+    for power, scale in tqdm(INTERVALS, desc="tune interval", file=sys.stderr):
+        scores = _dev_scores(labeler, dev, limit, interval_power=power, default_interval_scale=(scale, scale))
+        cover = [scores[("dev", c, "model")][f"cover_{d}"] for c in CONFIGS for d in "va"]
+        coverage.append((float(np.mean(np.abs(np.array(cover) - 0.8))), power, scale, float(np.mean(cover))))
+    for miss, power, scale, mean in sorted(coverage)[:5]:
+        print(f"interval_power={power} default_interval_scale={scale}: mean |coverage - 0.8| {miss:.3f} "
+              f"(mean coverage {mean:.2f})")
+    labeler.config = base
+
+
+def _dev_scores(labeler: FewShotLabeler, dev: list[Clip], limit: int, **floor) -> dict:
+    base = labeler.config
+    labeler.config = replace(base, floor=replace(base.floor, **floor))
+    try:
+        return evaluate(labeler, dev, limit, desc=str(floor))
+    finally:
+        labeler.config = base
 
 
 def main() -> None:

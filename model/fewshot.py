@@ -67,10 +67,10 @@ class FloorConfig:
     smooth_s: float = 0.2  # Gaussian sd of the correction's smoothing in time
     margin: float = 0.0  # a weight > 0 must cut the held-out squared error by this share, else 0
     interval_quantile: float = 0.8
-    default_interval_scale: tuple[float, float] = (0.27, 0.25)  # half-width = scale * bridge distance ** power
+    default_interval_scale: tuple[float, float] = (0.25, 0.25)  # half-width = scale * bridge distance ** power
     interval_prior_folds: float = 3.0  # the video's scale is shrunk to the default as if from this many folds
     interval_min_distance_s: float = 0.1  # distances below this count as this (label noise next to an anchor)
-    interval_power: float = 0.35  # 0.5 would be a random walk; dev residuals grow slower with distance
+    interval_power: float = 0.25  # 0.5 would be a random walk; dev residuals grow slower with distance
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from model.baselines import linear_interpolation
 from model.correction import brackets, choose_weight, leave_one_segment_out, segment_ids, smooth_in_time
 from model.errors import AnchorError
 from model.fewshot import FewShotLabeler, FloorConfig, FrameFeatures, LabelerConfig
+from model.siamese import HeadConfig, PairHeads
 
 FPS = 10.0
 CLASSES = ("neutral", "happy")  # prior = p_happy * (0.8, 0.5)
@@ -185,3 +186,30 @@ def test_floor_no_face_rows_get_nan_and_anchor_without_face_still_anchors_time()
 
 def test_default_config_is_the_floor():
     assert LabelerConfig().strategy == "floor"
+
+
+def test_floor_uses_the_trained_heads_as_the_correction(monkeypatch):
+    n = 400
+    valence = wave(n, 1.3)
+    labels = np.stack([valence, -0.5 * valence], axis=1)
+    frames = video(np.zeros(n))  # the class prior says nothing: only the heads can help
+    frames = FrameFeatures(np.concatenate([labels, np.zeros((n, 2))], axis=1), frames.has_face, frames.time_s,
+                           frames.expression_probs, frames.expression_classes)
+    lab = FewShotLabeler(LabelerConfig(floor=FloorConfig(default_weight=(0.0, 0.0))),
+                         PairHeads(HeadConfig(embed_dim=4, hidden=(8,))), heads_trained=True)
+    # heads that read the label difference off the first two embedding dimensions
+    monkeypatch.setattr(lab, "_pair_deltas", lambda query, anchors: query[:, :2] - anchors[:, :2])
+    rows = np.arange(0, n, 10)
+    out = lab.label(frames, anchors_of(rows, labels))
+    assert lab.method == "mtclar" and out.predictor[5] == "mtclar"
+    assert min(out.details["correction_weight"]) >= 0.75
+    queries = np.setdiff1d(np.arange(n), rows)
+    floor = linear_interpolation(queries, rows, labels[rows])
+    assert np.abs(out.values[queries] - labels[queries]).mean() < 0.5 * np.abs(floor - labels[queries]).mean()
+
+
+def test_shipped_checkpoint_carries_the_dataclass_floor_defaults():
+    from model.checkpoint import load_checkpoint
+
+    labeler_config = load_checkpoint(None).labeler
+    assert labeler_config.strategy == "floor" and labeler_config.floor == FloorConfig()
