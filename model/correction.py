@@ -7,8 +7,9 @@ the first / after the last anchor only that anchor, weight 1) is predicted as
 
 where ``delta(q, a)`` is a predicted label(q) - label(a) (the MT-CLAR heads, or the change of the
 expression-class prior at the cold start). With ``w = 1`` this is the time-weighted "anchor label +
-predicted difference" of MT-CLAR; with ``w = 0`` it is linear interpolation. The correction is smoothed
-in time (Gaussian, face rows only) so that it adds no frame-to-frame jitter of its own.
+predicted difference" of MT-CLAR; with ``w = 0`` it is linear interpolation. The correction is 0 at
+every anchor and continuous across it, and the features it is read from are smoothed in time first
+(Gaussian, face rows only, ``smooth_in_time``), so it adds no frame-to-frame jitter of its own.
 
 ``w`` (per dimension) is chosen by leave-one-segment-out on the video's own anchors. A *segment* is a
 maximal run of anchors whose consecutive gaps are at most ``segment_gap_s`` (a labelled run of frames
@@ -131,7 +132,7 @@ class SegmentFolds:
     n_segments: int
     truth: np.ndarray  # (H, 2)
     floor: np.ndarray  # (H, 2) interpolation from the fold's training anchors
-    correction: np.ndarray  # (H, 2) smoothed correction from the fold's training anchors
+    correction: np.ndarray  # (H, 2) correction from the fold's training anchors
     distance_s: np.ndarray  # (H,) bridge distance to the fold's training anchors
     segment: np.ndarray  # (H,) which segment (fold) each held-out anchor belongs to
 
@@ -140,15 +141,14 @@ class SegmentFolds:
 
 
 def leave_one_segment_out(time_s: np.ndarray, has_face: np.ndarray, anchor_rows: np.ndarray,
-                          anchor_values: np.ndarray, base_raw: np.ndarray, delta: DeltaFn | None,
-                          segment_gap_s: float, smooth_s: float) -> SegmentFolds:
+                          anchor_values: np.ndarray, delta: DeltaFn | None, segment_gap_s: float) -> SegmentFolds:
     """Hold each segment of anchors out whole and predict it from the others.
 
-    ``anchor_rows`` sorted; ``base_raw`` (N, 2) the raw correction from all anchors (only the rows between
-    the training anchors around a held-out segment are recomputed); ``delta`` takes ids into the anchors
-    that have a face, in order (None: no correction, all zeros).
+    ``anchor_rows`` sorted; ``delta`` takes ids into the anchors that have a face, in order (None: no
+    correction, all zeros).
     """
-    time_s, anchor_t = np.asarray(time_s, dtype=np.float64), time_s[anchor_rows]
+    time_s = np.asarray(time_s, dtype=np.float64)
+    anchor_t = time_s[anchor_rows]
     segment = segment_ids(anchor_t, segment_gap_s)
     n_segments = int(segment.max()) + 1 if segment.size else 0
     face_anchor = has_face[anchor_rows]
@@ -157,35 +157,15 @@ def leave_one_segment_out(time_s: np.ndarray, has_face: np.ndarray, anchor_rows:
     for k in range(n_segments if n_segments >= 2 else 0):
         held, train = segment == k, segment != k
         rows = anchor_rows[held & face_anchor]
+        train_face = train & face_anchor
         if rows.size == 0:
             continue
         floor = np.stack([np.interp(time_s[rows], anchor_t[train], anchor_values[train, d]) for d in range(2)], 1)
-        correction = _fold_correction(rows, time_s, has_face, anchor_rows, train & face_anchor, face_ids, base_raw,
-                                      delta, smooth_s)
+        correction = (raw_correction(rows, time_s, face_ids[train_face], anchor_t[train_face], delta)
+                      if delta is not None and train_face.any() else np.zeros((rows.size, 2)))
         distance = brackets(time_s[rows], anchor_t[train]).distance_s
         parts.append((anchor_values[held & face_anchor], floor, correction, distance, np.full(rows.size, k)))
     if not parts:
         empty = np.zeros((0, 2))
         return SegmentFolds(n_segments, empty, empty, empty, np.zeros(0), np.zeros(0, dtype=int))
     return SegmentFolds(n_segments, *(np.concatenate(p) for p in zip(*parts, strict=True)))
-
-
-def _fold_correction(rows: np.ndarray, time_s: np.ndarray, has_face: np.ndarray, anchor_rows: np.ndarray,
-                     train_face: np.ndarray, face_ids: np.ndarray, base_raw: np.ndarray, delta: DeltaFn | None,
-                     smooth_s: float) -> np.ndarray:
-    if delta is None or not train_face.any():
-        return np.zeros((rows.size, 2))
-    n = len(time_s)
-    train_rows = anchor_rows[train_face]
-    # rows whose bracketing anchors change: from the training anchor before the segment to the one after
-    start = train_rows[train_rows < rows[0]].max(initial=0)
-    stop = train_rows[train_rows > rows[-1]].min(initial=n - 1)
-    step = float(np.median(np.diff(time_s))) if n > 1 else 1.0
-    pad = int(np.ceil(3 * smooth_s / max(step, 1e-9))) + 1
-    lo, hi = max(start - pad, 0), min(stop + pad, n - 1) + 1
-    raw = base_raw[lo:hi].copy()
-    window = np.arange(start, stop + 1)
-    window = window[has_face[window]]
-    raw[window - lo] = raw_correction(window, time_s, face_ids[train_face], time_s[train_rows], delta)
-    smoothed = smooth_in_time(raw, has_face[lo:hi], time_s[lo:hi], smooth_s)
-    return smoothed[rows - lo]

@@ -3,7 +3,7 @@
 Each predictor reads a predicted difference label(query) - label(anchor), either from the trained
 MT-CLAR heads (``mtclar``) or, before any V/A training, from the change of the expression-class prior
 (``kernel``, the cold start). The default strategy, ``floor``, is linear interpolation between the
-anchors plus a weighted, time-smoothed correction (the time-weighted differences to the two anchors
+anchors plus a weighted correction (the time-weighted differences, read off time-smoothed features, to the two anchors
 around the frame), the weight chosen per video and dimension by leave-one-segment-out on its own
 anchors, with a calibrated 80% interval (model/correction.py). The paper's strategies
 (``nearest-preceding``, ``mean``, ...) combine per-anchor estimates "anchor label + difference" and stay
@@ -54,7 +54,7 @@ class KernelConfig:
 
 @dataclass(frozen=True)
 class FloorConfig:
-    """Strategy ``floor``: interpolation + w * smoothed correction; w per video and dimension (model/correction.py).
+    """Strategy ``floor``: interpolation + w * correction; w per video and dimension (model/correction.py).
 
     ``default_weight`` and ``default_interval_scale`` serve videos with fewer than ``min_segments`` anchor
     segments; they were tuned on the development clips only (benchmarks/fewshot.py --tune).
@@ -64,13 +64,13 @@ class FloorConfig:
     weight_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     min_segments: int = 3  # fewer anchor segments than this: default_weight
     segment_gap_s: float = 0.25  # anchors at most this far apart form one segment (held out together)
-    smooth_s: float = 0.2  # Gaussian sd of the correction's smoothing in time
+    smooth_s: float = 0.2  # Gaussian sd (s) of the time smoothing of the features the correction reads
     margin: float = 0.0  # a weight > 0 must cut the held-out squared error by this share, else 0
     interval_quantile: float = 0.8
     default_interval_scale: tuple[float, float] = (0.25, 0.25)  # half-width = scale * bridge distance ** power
     interval_prior_folds: float = 3.0  # the video's scale is shrunk to the default as if from this many folds
     interval_min_distance_s: float = 0.1  # distances below this count as this (label noise next to an anchor)
-    interval_power: float = 0.25  # 0.5 would be a random walk; dev residuals grow slower with distance
+    interval_power: float = 0.35  # 0.5 would be a random walk; dev residuals grow slower with distance
 
 
 @dataclass(frozen=True)
@@ -235,13 +235,11 @@ class FewShotLabeler:
         face_anchor_rows = anchor_rows[has_face[anchor_rows]]
         delta = self._delta_fn(frames, face_anchor_rows, method)
         face_rows = np.flatnonzero(has_face)
-        raw = np.zeros((frames.n, 2))
+        correction = np.zeros((frames.n, 2))
         if delta is not None:
-            raw[face_rows] = raw_correction(face_rows, time_s, np.arange(face_anchor_rows.size),
-                                            time_s[face_anchor_rows], delta)
-        correction = smooth_in_time(raw, has_face, time_s, config.smooth_s)
-        folds = leave_one_segment_out(time_s, has_face, anchor_rows, anchor_values, raw, delta,
-                                      config.segment_gap_s, config.smooth_s)
+            correction[face_rows] = raw_correction(face_rows, time_s, np.arange(face_anchor_rows.size),
+                                                   time_s[face_anchor_rows], delta)
+        folds = leave_one_segment_out(time_s, has_face, anchor_rows, anchor_values, delta, config.segment_gap_s)
         weight, validated = self._floor_weight(folds)
         floor = linear_interpolation(query, anchor_rows, anchor_values)
         values = np.clip(floor + weight[None, :] * correction[query], -1, 1)
@@ -273,18 +271,23 @@ class FewShotLabeler:
         return (n * own + config.interval_prior_folds * default) / (n + config.interval_prior_folds)
 
     def _delta_fn(self, frames: FrameFeatures, face_anchor_rows: np.ndarray, method: str) -> DeltaFn | None:
-        """(rows, ids into ``face_anchor_rows``) -> predicted label(row) - label(anchor); None: no signal."""
+        """(rows, ids into ``face_anchor_rows``) -> predicted label(row) - label(anchor), 0 when row is the
+        anchor, read off features smoothed in time; None: no signal."""
+        smooth = self.config.floor.smooth_s
         if method == "mtclar":
             self._require_heads()
-            embeddings = frames.embeddings
+            embeddings = smooth_in_time(np.nan_to_num(frames.embeddings), frames.has_face, frames.time_s, smooth)
 
             def heads_delta(rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
-                return self._pair_deltas(embeddings[rows], embeddings[face_anchor_rows[ids]])
+                anchors = embeddings[face_anchor_rows[ids]]
+                # minus the heads' difference of the anchor to itself: exactly 0 at the anchor, no jump there
+                return self._pair_deltas(embeddings[rows], anchors) - self._pair_deltas(anchors, anchors)
 
             return heads_delta
         if frames.expression_probs is None or not frames.expression_classes:
             return None
-        prior = np.nan_to_num(expected_va(frames.expression_probs, frames.expression_classes))
+        prior = smooth_in_time(np.nan_to_num(expected_va(frames.expression_probs, frames.expression_classes)),
+                               frames.has_face, frames.time_s, smooth)
 
         def prior_delta(rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
             return prior[rows] - prior[face_anchor_rows[ids]]

@@ -116,9 +116,9 @@ def test_few_segments_take_the_default_weight():
 
 
 # Segment labels: runs of 5 consecutive labelled frames (one value per run), runs 2 s apart. The face's prior
-# follows the true curve, plus noise. Holding out single frames, each held-out frame's neighbour (same value)
-# stays in: interpolation is exact there and the noisy correction can only hurt -> w = 0. Holding out whole
-# runs, interpolation must bridge 4 s and the correction earns a large weight.
+# follows the true curve, plus noise. Holding out single frames, a held-out frame's neighbour (same value)
+# stays in: interpolation is (nearly) exact there and the noisy correction barely helps -> a small weight.
+# Holding out whole runs, interpolation must bridge 4 s and the correction earns its full weight.
 def segment_case() -> tuple[FrameFeatures, dict[int, tuple[float, float]]]:
     n = 600
     valence = wave(n, 2.9)
@@ -134,19 +134,18 @@ def test_segments_are_held_out_whole():
     frames, anchors = segment_case()
     out = labeler(default_weight=(0.0, 0.0)).label(frames, anchors)
     assert out.details["segments"] == len(anchors) // 5
-    assert min(out.details["correction_weight"]) >= 0.5
+    assert min(out.details["correction_weight"]) >= 0.75
     # the same rule holding out single frames (each frame its own segment) rewards copying the neighbour
     single = labeler(default_weight=(0.0, 0.0), segment_gap_s=0.0).label(frames, anchors)
     assert single.details["segments"] == len(anchors)
-    assert single.details["correction_weight"] == [0.0, 0.0]
+    assert max(single.details["correction_weight"]) <= 0.25
 
 
 def test_folds_never_keep_a_held_out_frames_neighbour():
     frames, anchors = segment_case()
     rows = np.array(sorted(anchors))
     values = np.array([anchors[r] for r in rows])
-    folds = leave_one_segment_out(frames.time_s, frames.has_face, rows, values, np.zeros((frames.n, 2)), None,
-                                  0.25, 0.2)
+    folds = leave_one_segment_out(frames.time_s, frames.has_face, rows, values, None, 0.25)
     assert folds.truth.shape == (len(rows), 2)
     # the nearest training anchor of every held-out frame is in another run: at least 1.6 s away (bridge >= 0.8 s)
     assert folds.distance_s.min() >= 0.8 - 1e-9
