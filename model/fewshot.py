@@ -1,9 +1,13 @@
 """Few-shot labelling: per-frame V/A from a video's embeddings and a few labelled frames (anchors).
 
-Each predictor first makes one estimate per (query frame, anchor): the anchor's label plus a predicted
-difference, either from the trained MT-CLAR heads (``mtclar``) or, before any V/A training, from the
-change of the expression-class prior (``kernel``, the cold start). A strategy then combines the
-per-anchor estimates. The baselines (``hold-last``, ``interpolation``) only look at time.
+Each predictor reads a predicted difference label(query) - label(anchor), either from the trained
+MT-CLAR heads (``mtclar``) or, before any V/A training, from the change of the expression-class prior
+(``kernel``, the cold start). The default strategy, ``floor``, is linear interpolation between the
+anchors plus a weighted correction (the time-weighted differences, read off time-smoothed features, to the two anchors
+around the frame), the weight chosen per video and dimension by leave-one-segment-out on its own
+anchors, with a calibrated 80% interval (model/correction.py). The paper's strategies
+(``nearest-preceding``, ``mean``, ...) combine per-anchor estimates "anchor label + difference" and stay
+selectable. The baselines (``hold-last``, ``interpolation``) only look at time.
 """
 
 from __future__ import annotations
@@ -17,11 +21,21 @@ import torch
 from .baselines import hold_last_anchor, linear_interpolation
 from .circumplex import expected_va
 from .config_io import from_dict
-from .errors import AnchorError, CheckpointError
+from .correction import (
+    DeltaFn,
+    SegmentFolds,
+    brackets,
+    choose_weight,
+    interval_scale,
+    leave_one_segment_out,
+    raw_correction,
+    smooth_in_time,
+)
+from .errors import AnchorError, CheckpointError, ConfigError
 from .siamese import PairHeads, SupervisedHead
 
 METHODS = ("auto", "mtclar", "kernel", "sl", "interpolation", "hold-last")
-STRATEGIES = ("kernel", "nearest-preceding", "mean", "similarity", "time")
+STRATEGIES = ("floor", "kernel", "nearest-preceding", "mean", "similarity", "time")
 
 Anchors = Mapping[int, tuple[float, float]]  # row (frame) -> (valence, arousal)
 
@@ -39,16 +53,38 @@ class KernelConfig:
 
 
 @dataclass(frozen=True)
+class FloorConfig:
+    """Strategy ``floor``: interpolation + w * correction; w per video and dimension (model/correction.py).
+
+    ``default_weight`` and ``default_interval_scale`` serve videos with fewer than ``min_segments`` anchor
+    segments; they were tuned on the development clips only (benchmarks/fewshot.py --tune).
+    """
+
+    default_weight: tuple[float, float] = (0.5, 0.5)  # (valence, arousal); tuned on the dev clips
+    weight_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    min_segments: int = 3  # fewer anchor segments than this: default_weight
+    segment_gap_s: float = 0.25  # anchors at most this far apart form one segment (held out together)
+    smooth_s: float = 0.2  # Gaussian sd (s) of the time smoothing of the features the correction reads
+    margin: float = 0.0  # a weight > 0 must cut the held-out squared error by this share, else 0
+    interval_quantile: float = 0.8
+    default_interval_scale: tuple[float, float] = (0.25, 0.25)  # half-width = scale * bridge distance ** power
+    interval_prior_folds: float = 3.0  # the video's scale is shrunk to the default as if from this many folds
+    interval_min_distance_s: float = 0.1  # distances below this count as this (label noise next to an anchor)
+    interval_power: float = 0.35  # 0.5 would be a random walk; dev residuals grow slower with distance
+
+
+@dataclass(frozen=True)
 class LabelerConfig:
     method: str = "auto"
-    strategy: str = "kernel"
+    strategy: str = "floor"
     kernel: KernelConfig = field(default_factory=KernelConfig)
+    floor: FloorConfig = field(default_factory=FloorConfig)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+            raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +104,17 @@ class FrameLabels:
     score: np.ndarray  # confidence in (0, 1]: exp(-uncertainty / score_scale)
     source: np.ndarray  # "anchor" | "predicted" | "no_face"
     predictor: np.ndarray  # "anchor" | "mtclar" | "kernel" | "sl" | "interpolation" | "hold-last" | "no_face"
+    # 80% interval per frame (strategy floor; NaN for the other strategies and where no face); anchors: the value
+    valence_low: np.ndarray | None = None
+    valence_high: np.ndarray | None = None
+    arousal_low: np.ndarray | None = None
+    arousal_high: np.ndarray | None = None
+    details: dict = field(default_factory=dict)  # floor: correction weight, segments, interval scale
+
+    def __post_init__(self) -> None:
+        for name in ("valence_low", "valence_high", "arousal_low", "arousal_high"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(len(self.valence), np.nan))
 
     @property
     def values(self) -> np.ndarray:
@@ -142,7 +189,7 @@ class FewShotLabeler:
               strategy: str | None = None) -> FrameLabels:
         method = self.method if method in (None, "", "auto") else method
         if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         strategy = strategy or self.config.strategy
         n = frames.n
         anchor_rows, anchor_values = check_anchors(anchors, n)
@@ -155,16 +202,102 @@ class FewShotLabeler:
                 if self.sl_head is None:
                     raise AnchorError("no anchors: label at least one frame (or train an MT-CLAR+SL head)")
                 method = "sl"
-            values, uncertainty, used = self._predict(frames, query, anchor_rows, anchor_values, method, strategy)
+            if strategy == "floor" and method in ("kernel", "mtclar") and frames.has_face[anchor_rows].any():
+                values, half, out.details, used = self._predict_floor(frames, query, anchor_rows, anchor_values,
+                                                                      method)
+                low, high = np.clip(values - half, -1, 1), np.clip(values + half, -1, 1)
+                out.valence_low[query], out.arousal_low[query] = low[:, 0], low[:, 1]
+                out.valence_high[query], out.arousal_high[query] = high[:, 0], high[:, 1]
+                uncertainty = half.mean(axis=1)
+            else:
+                values, uncertainty, used = self._predict(frames, query, anchor_rows, anchor_values, method, strategy)
             out.valence[query], out.arousal[query] = values[:, 0], values[:, 1]
             out.uncertainty[query] = uncertainty
             out.source[query], out.predictor[query] = "predicted", used
         if anchor_rows.size:
             out.valence[anchor_rows], out.arousal[anchor_rows] = anchor_values[:, 0], anchor_values[:, 1]
+            for bound in (out.valence_low, out.valence_high):
+                bound[anchor_rows] = anchor_values[:, 0]
+            for bound in (out.arousal_low, out.arousal_high):
+                bound[anchor_rows] = anchor_values[:, 1]
             out.uncertainty[anchor_rows] = 0.0
             out.source[anchor_rows] = out.predictor[anchor_rows] = "anchor"
         out.score = np.exp(-out.uncertainty / self.config.kernel.score_scale)
         return out
+
+    # -- the floor: interpolation + validated correction ---------------------------------------------
+
+    def _predict_floor(self, frames: FrameFeatures, query: np.ndarray, anchor_rows: np.ndarray,
+                       anchor_values: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray, dict, str]:
+        """Values (Q, 2), 80% half-widths (Q, 2), details, predictor name."""
+        config = self.config.floor
+        time_s, has_face = np.asarray(frames.time_s, dtype=np.float64), frames.has_face
+        face_anchor_rows = anchor_rows[has_face[anchor_rows]]
+        delta = self._delta_fn(frames, face_anchor_rows, method)
+        face_rows = np.flatnonzero(has_face)
+        correction = np.zeros((frames.n, 2))
+        if delta is not None:
+            correction[face_rows] = raw_correction(face_rows, time_s, np.arange(face_anchor_rows.size),
+                                                   time_s[face_anchor_rows], delta)
+        folds = leave_one_segment_out(time_s, has_face, anchor_rows, anchor_values, delta, config.segment_gap_s)
+        weight, validated = self._floor_weight(folds)
+        floor = linear_interpolation(query, anchor_rows, anchor_values)
+        values = np.clip(floor + weight[None, :] * correction[query], -1, 1)
+        scale = self._interval_scale(folds, weight)
+        distance = brackets(time_s[query], time_s[anchor_rows]).distance_s
+        half = scale[None, :] * (np.maximum(distance, config.interval_min_distance_s) ** config.interval_power)[:, None]
+        details = {"correction_weight": weight.tolist(), "weight_validated": validated,
+                   "segments": folds.n_segments, "interval_scale": scale.tolist()}
+        return values, half, details, method
+
+    def _floor_weight(self, folds: SegmentFolds) -> tuple[np.ndarray, bool]:
+        config = self.config.floor
+        if folds.n_segments < config.min_segments or folds.truth.size == 0:
+            return np.asarray(config.default_weight, dtype=np.float64), False
+        return np.array([choose_weight(folds.truth[:, d], folds.floor[:, d], folds.correction[:, d],
+                                       config.weight_grid, config.margin) for d in range(2)]), True
+
+    def _interval_scale(self, folds: SegmentFolds, weight: np.ndarray) -> np.ndarray:
+        """The video's own scale from its folds, shrunk to the default as if the default came from
+        ``interval_prior_folds`` folds."""
+        config = self.config.floor
+        default = np.asarray(config.default_interval_scale, dtype=np.float64)
+        n = len(np.unique(folds.segment))
+        if n == 0:
+            return default
+        residual = np.abs(folds.residual(weight))
+        own = np.array([interval_scale(residual[:, d], folds.distance_s, config.interval_quantile,
+                                       config.interval_min_distance_s, config.interval_power) for d in range(2)])
+        return (n * own + config.interval_prior_folds * default) / (n + config.interval_prior_folds)
+
+    def _delta_fn(self, frames: FrameFeatures, face_anchor_rows: np.ndarray, method: str) -> DeltaFn | None:
+        """(rows, ids into ``face_anchor_rows``) -> predicted label(row) - label(anchor), 0 when row is the
+        anchor, read off features smoothed in time; None: no signal."""
+        smooth = self.config.floor.smooth_s
+        if method == "mtclar":
+            self._require_heads()
+            embeddings = smooth_in_time(np.nan_to_num(frames.embeddings), frames.has_face, frames.time_s, smooth)
+
+            def heads_delta(rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+                anchors = embeddings[face_anchor_rows[ids]]
+                # minus the heads' difference of the anchor to itself: exactly 0 at the anchor, no jump there
+                return self._pair_deltas(embeddings[rows], anchors) - self._pair_deltas(anchors, anchors)
+
+            return heads_delta
+        if frames.expression_probs is None or not frames.expression_classes:
+            return None
+        prior = smooth_in_time(np.nan_to_num(expected_va(frames.expression_probs, frames.expression_classes)),
+                               frames.has_face, frames.time_s, smooth)
+
+        def prior_delta(rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+            return prior[rows] - prior[face_anchor_rows[ids]]
+
+        return prior_delta
+
+    def _require_heads(self) -> None:
+        if self.heads is None or not self.heads_trained:
+            raise CheckpointError("method 'mtclar' needs MT-CLAR heads trained on V/A, and this checkpoint has "
+                                  "none: fine-tune first (mtclar finetune, or Train in Label Studio) or use kernel")
 
     # -- predictors ---------------------------------------------------------------------------------
 
@@ -187,9 +320,7 @@ class FewShotLabeler:
         similarity = eq @ ea.T  # (Q, A)
         dt = frames.time_s[query][:, None] - frames.time_s[anchor_rows][None, :]  # (Q, A), > 0: anchor before
         if method == "mtclar":
-            if self.heads is None or not self.heads_trained:
-                raise CheckpointError("method 'mtclar' needs MT-CLAR heads trained on V/A, and this checkpoint has "
-                                      "none: fine-tune first (mtclar finetune, or Train in Label Studio) or use kernel")
+            self._require_heads()
             estimates = anchor_values[None] + self._deltas(frames.embeddings[query], frames.embeddings[anchor_rows])
         elif method == "kernel":
             estimates = np.repeat(anchor_values[None], len(query), axis=0)
@@ -198,7 +329,7 @@ class FewShotLabeler:
                 change = prior[query][:, None, :] - prior[anchor_rows][None, :, :]
                 estimates = estimates + np.asarray(kernel.prior_weight)[None, None, :] * change
         else:
-            raise ValueError(f"unknown method {method!r}")
+            raise ConfigError(f"unknown method {method!r}")
         estimates = np.clip(estimates, -1, 1)
 
         kernel_weights = _softmax(similarity / kernel.similarity_temperature - np.abs(dt) / kernel.time_scale_s)
@@ -230,7 +361,7 @@ class FewShotLabeler:
             weights = np.zeros_like(similarity)
             weights[np.arange(len(choice)), choice] = 1.0
             return weights
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
 
     @torch.inference_mode()
     def _deltas(self, query: np.ndarray, anchors: np.ndarray, batch: int = 8192) -> np.ndarray:
@@ -248,6 +379,19 @@ class FewShotLabeler:
             out[sl, 0] = pred["delta_valence"].cpu().numpy()
             out[sl, 1] = pred["delta_arousal"].cpu().numpy()
         return out.reshape(q, a, 2)
+
+    @torch.inference_mode()
+    def _pair_deltas(self, query: np.ndarray, anchors: np.ndarray, batch: int = 8192) -> np.ndarray:
+        """Row-wise pairs (P, D), (P, D) -> predicted label(query) - label(anchor), (P, 2)."""
+        assert self.heads is not None
+        out = np.empty((len(query), 2), dtype=np.float64)
+        for start in range(0, len(query), batch):
+            sl = slice(start, start + batch)
+            pred = self.heads(torch.as_tensor(query[sl], dtype=torch.float32, device=self.device),
+                              torch.as_tensor(anchors[sl], dtype=torch.float32, device=self.device))
+            out[sl, 0] = pred["delta_valence"].cpu().numpy()
+            out[sl, 1] = pred["delta_arousal"].cpu().numpy()
+        return out
 
     @torch.inference_mode()
     def _predict_sl(self, frames: FrameFeatures, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:

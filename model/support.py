@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .errors import ConfigError
+
 SPEC = re.compile(r"^(every|first|random|suggest):(\d+)$")
 
 
@@ -17,7 +19,7 @@ def parse_support(spec: str) -> tuple[str, int]:
     """``every:20`` | ``first:K`` | ``random:K`` | ``suggest:K``."""
     match = SPEC.match(spec.strip())
     if not match or int(match.group(2)) < 1:
-        raise ValueError(f"bad support set {spec!r}: use every:N, first:K, random:K or suggest:K (N, K >= 1)")
+        raise ConfigError(f"bad support set {spec!r}: use every:N, first:K, random:K or suggest:K (N, K >= 1)")
     return match.group(1), int(match.group(2))
 
 

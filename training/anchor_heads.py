@@ -9,14 +9,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from mtclar.model.correction import segment_ids
 from mtclar.model.errors import AnchorError
-from mtclar.model.fewshot import check_anchors
+from mtclar.model.fewshot import FloorConfig, check_anchors
 from mtclar.model.siamese import HeadConfig, PairHeads
 
 from .losses import dynamic_mse_weight, mse_ccc_loss, similarity_loss
 
 if TYPE_CHECKING:
     from .finetune import FinetuneConfig, ProjectVideo
+
+SEGMENT_GAP_S = FloorConfig().segment_gap_s  # the labeller's segment: the same unit is held out here
+BLOCK_S = 2.0  # longer runs of anchors are held out in blocks of this length
 
 
 @dataclass
@@ -27,6 +31,7 @@ class AnchorSample:
     frame: int
     value: np.ndarray  # (2,)
     rows: np.ndarray  # frames whose embedding may stand for this anchor (itself first)
+    time_s: float = 0.0  # its time in the video: anchors closer than the segment gap are held out together
 
 
 def collect_anchors(videos: list[ProjectVideo], jitter: int) -> list[AnchorSample]:
@@ -40,20 +45,35 @@ def collect_anchors(videos: list[ProjectVideo], jitter: int) -> list[AnchorSampl
                 continue
             near = [f for f in range(frame - jitter, frame + jitter + 1)
                     if f != frame and 0 <= f < len(has_face) and has_face[f] and f not in taken]
-            anchors.append(AnchorSample(v, int(frame), value, np.array([frame, *near], dtype=int)))
+            anchors.append(AnchorSample(v, int(frame), value, np.array([frame, *near], dtype=int),
+                                         float(video.embeddings.time_s[frame])))
     return anchors
 
 
-def make_folds(anchors: list[AnchorSample], k: int, seed: int) -> list[np.ndarray]:
-    """Anchor indices per fold: shuffled within each video, dealt round robin (continuing across videos)."""
+def make_folds(anchors: list[AnchorSample], k: int, seed: int,
+               segment_gap_s: float = SEGMENT_GAP_S) -> list[np.ndarray]:
+    """Anchor indices per fold, whole segments at a time: a segment (a run of a video's anchors no more than
+    ``segment_gap_s`` apart, e.g. every frame of a labelled span) is never split between training and held-out,
+    so a held-out anchor's neighbour is never in training (runs longer than ``BLOCK_S`` are held out in blocks of
+    that length: only the anchors at a block's edges have a neighbour in training). Segments are shuffled
+    within each video and dealt round robin (continuing across videos); at most as many folds as segments."""
     rng = np.random.default_rng([seed, 11])
-    folds: list[list[int]] = [[] for _ in range(k)]
-    position = 0
+    segments: list[list[int]] = []
     for v in sorted({a.video for a in anchors}):
-        members = [i for i, a in enumerate(anchors) if a.video == v]
-        for i in rng.permutation(members):
-            folds[position % k].append(int(i))
-            position += 1
+        members = sorted((i for i, a in enumerate(anchors) if a.video == v), key=lambda i: anchors[i].time_s)
+        times = np.array([anchors[i].time_s for i in members])
+        ids = segment_ids(times, segment_gap_s)
+        # a long labelled run is cut into blocks of BLOCK_S, so a densely labelled video still has folds
+        starts = np.array([times[ids == s].min() for s in ids])
+        blocks = np.floor((times - starts) / BLOCK_S).astype(int)
+        _, ids = np.unique(np.stack([ids, blocks], axis=1), axis=0, return_inverse=True)
+        ids = ids.reshape(-1)
+        video_segments = [[m for m, s in zip(members, ids, strict=True) if s == n]
+                          for n in range(int(ids.max()) + 1)]
+        segments += [video_segments[j] for j in rng.permutation(len(video_segments))]
+    folds: list[list[int]] = [[] for _ in range(min(k, len(segments)))]
+    for position, segment in enumerate(segments):
+        folds[position % len(folds)].extend(segment)
     return [np.array(sorted(f), dtype=int) for f in folds]
 
 

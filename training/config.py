@@ -78,7 +78,7 @@ class ModelConfig(_Checked):
     encoder_mode: str = "partial"
     partial_blocks: int = 1  # faceapi dense blocks trained in "partial" mode, counted from the last
     heads: HeadConfig = field(default_factory=HeadConfig)
-    strategy: str = "kernel"  # the labeller's combination strategy recorded in the checkpoint
+    strategy: str = "floor"  # the labeller's combination strategy recorded in the checkpoint
 
     def __post_init__(self) -> None:
         super().__post_init__()

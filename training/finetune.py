@@ -10,8 +10,9 @@ drawn from the anchor's frame or a neighbour within that many frames, with the a
 another anchor's frame); off by default: on the development clip it did not help (labels change within a
 few frames around an expression onset, so the jitter adds label noise).
 
-How it chooses: K-fold over the anchors (K = min(k, folds), round robin within each video after a
-seeded shuffle, so every fold holds out a share of every video). For a held-out anchor, the heads
+How it chooses: K-fold over whole segments (runs of anchors at most ``SEGMENT_GAP_S`` apart, e.g. every frame
+of a labelled span; K = min(folds, segments), dealt round robin within each video after a seeded shuffle), so
+a held-out anchor never has a neighbour from its own span in training. For a held-out anchor, the heads
 trained without its fold predict it through ``FewShotLabeler(method="mtclar")`` from the *remaining*
 anchors of its video, for every combination strategy; the base model's own predictor is scored on the
 same held-out anchors from the same remaining anchors. Criterion: the mean of valence and arousal RMSE,
@@ -49,7 +50,7 @@ from mtclar.model.fewshot import STRATEGIES, FewShotLabeler, FrameFeatures, Labe
 from mtclar.model.files import utc_now
 from mtclar.model.metrics import DIMENSIONS, va_metrics
 
-from .anchor_heads import AnchorSample, collect_anchors, make_folds, train_heads
+from .anchor_heads import SEGMENT_GAP_S, AnchorSample, collect_anchors, make_folds, train_heads
 from .pairs import VA_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class FinetuneResult:
 
     def table(self) -> str:
         videos = ", ".join(f"{name} {count}" for name, count in self.anchors.items())
-        lines = [f"leave-one-anchor-out: {self.after['folds']} folds over {sum(self.anchors.values())} anchors "
+        lines = [f"leave-one-segment-out: {self.after['folds']} folds over {sum(self.anchors.values())} anchors "
                  f"with a face ({videos}); {self.after['n']} held-out anchors predicted"]
         header = ["", "model", "predictor", "n", "V rmse", "A rmse", "mean rmse", "V ccc", "A ccc", "V sagr",
                   "A sagr"]
@@ -267,8 +268,11 @@ def _finetune(base: Checkpoint, videos: list[ProjectVideo], expression_classes: 
                           "are predicted from the other anchors of their video)")
     embed_dim = int(videos[0].embeddings.embeddings.shape[1])
     features = [FrameFeatures.of(video.embeddings, tuple(expression_classes)) for video in videos]
-    k = min(len(anchors), config.folds)
-    folds = make_folds(anchors, k, config.seed)
+    folds = make_folds(anchors, config.folds, config.seed)
+    k = len(folds)
+    if k < 2:
+        raise AnchorError("fine-tuning needs labelled frames in at least 2 segments (runs of frames more than "
+                          f"{SEGMENT_GAP_S} s apart): a held-out segment is predicted from the others")
 
     base_labeler, base_method, base_strategy, note = _base_predictor(base)
     progress("scoring the base model", 0.0)
