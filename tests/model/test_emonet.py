@@ -17,6 +17,8 @@ from mtclar.model.encoders import create_encoder
 from mtclar.model.encoders.emonet import EMOTION_BRANCH, EmoNetEncoder, build_emonet, load_emonet_state_dict
 from mtclar.model.errors import WeightsError
 
+pytestmark = pytest.mark.slow  # builds EmoNet (a large network) several times
+
 
 @pytest.fixture(scope="module")
 def encoder(emonet_weights_file: Path) -> EmoNetEncoder:

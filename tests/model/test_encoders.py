@@ -22,7 +22,8 @@ def test_every_registered_encoder_is_covered(build_kwargs: dict[str, dict]):
     assert set(list_encoders()) == set(build_kwargs)
 
 
-@pytest.mark.parametrize("name", list_encoders())
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "emonet" else n
+                                  for n in list_encoders()])
 def test_encoder_shapes_finite_outputs_and_gradients(name: str, build_kwargs: dict[str, dict]):
     torch.manual_seed(0)
     encoder = create_encoder(name, **build_kwargs[name]).eval()

@@ -26,6 +26,7 @@ from .conftest import region
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.slow
 def test_a_killed_training_job_reads_as_failed_and_does_not_block_the_next(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
@@ -61,6 +62,7 @@ def test_a_queued_job_whose_process_restarted_is_lost(tmp_path):
     assert TrainingJobs(store, run=lambda p, progress: {}).state(1)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_checkpoint_replace_survives_kill_9_and_leaves_no_litter(tmp_path):
     target = tmp_path / "ckpt"
     script = textwrap.dedent(f"""

@@ -18,6 +18,7 @@ def _anchor_csv(path, rows):
     return path
 
 
+@pytest.mark.slow
 def test_trained_checkpoint_labels_and_evaluates(smoke_run, smoke_data, tmp_path, capsys):
     videos = smoke_data["videos"]
     cache = ["--cache-dir", str(smoke_data["cache"])]
@@ -43,6 +44,7 @@ def test_trained_checkpoint_labels_and_evaluates(smoke_run, smoke_data, tmp_path
     assert {r["method"] for r in rows} == {"mtclar", "hold-last", "interpolation"}
 
 
+@pytest.mark.slow
 def test_train_sl_writes_a_checkpoint_with_the_head(smoke_run, smoke_data, tmp_path, capsys):
     out = tmp_path / "sl"
     assert main(["train-sl", "--checkpoint", str(smoke_run["out"] / "final"), "--data", str(smoke_data["train"]),
@@ -78,7 +80,7 @@ def test_finetune_command_prints_before_after_and_writes_the_kept_model(smoke_da
     assert main(["finetune", "--anchors", str(anchors), str(smoke_data["videos"] / "single_face.mp4"),
                  "--out", str(out), "--steps", "40", "--folds", "3", "--cache-dir", str(smoke_data["cache"])]) == 0
     printed = capsys.readouterr().out
-    assert "leave-one-anchor-out: 3 folds over 9 anchors" in printed and "before" in printed and "after" in printed
+    assert "leave-one-segment-out: 3 folds over 9 anchors" in printed and "before" in printed and "after" in printed
     summary = json.loads(printed.strip().splitlines()[-1])
     kept = load_checkpoint(out)
     assert kept.name == summary["checkpoint"]

@@ -40,6 +40,7 @@ def test_items_drop_faceless_rows_with_a_logged_count_and_reuse_the_cache(smoke_
     assert "dropped 2 of 14 labelled images/frames with no face found" in caplog.text
 
 
+@pytest.mark.slow
 def test_video_cache_grows_when_more_frames_are_asked_for(tmp_path, face_pipeline, videos):
     cache = CropCache(tmp_path, face_pipeline, 112, 126)
     first = cache.video([0, 10], videos / "single_face.mp4")

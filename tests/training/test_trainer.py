@@ -14,6 +14,8 @@ from mtclar.training.config import TrainConfig, override
 from mtclar.training.datasets import PairDataset, split_by_group
 from mtclar.training.trainer import Trainer
 
+pytestmark = pytest.mark.slow  # trains
+
 SMALL = {"model.encoder_mode": "frozen", "model.heads.hidden": [64, 32], "model.heads.dropout": 0.1,
          "optim.batch_size": 16, "optim.lr": 1e-3, "run.workers": 0}
 
