@@ -168,7 +168,8 @@ async function main() {
     });
 
     // Under load the 1.23.2 editor sometimes mounts the task without its predictions (the carousel then
-    // lacks their tabs and the controls stay empty); one reload fixes it, so open at most twice.
+    // lacks their tabs and the controls stay empty, or the outliner lacks the annotation's regions); one
+    // reload fixes it, so open at most twice. Every reload is reported in `warnings`.
     for (let attempt = 1; attempt <= 2; attempt++) {
       taskJson = null;
       await timed(attempt === 1 ? 'open' : 'reopen', async () => {
@@ -222,9 +223,21 @@ async function main() {
         ).then(() => true, () => false);
         report.annotation_tabs = await page.locator(SEL.annotationTab).count();
         await page.waitForTimeout(500); // let the selected annotation's regions and controls mount
-        return ok;
+        if (!ok || args.expectRegions === null) return ok;
+        // The same race can leave the selected annotation without its regions in the outliner.
+        const regionsOk = await page.waitForFunction(
+          ([sel, n]) => document.querySelectorAll(sel).length === n,
+          [SEL.region, args.expectRegions],
+          { polling: 250, timeout: Math.min(args.stepTimeoutMs, 15000) },
+        ).then(() => true, () => false);
+        if (!regionsOk) {
+          report.warnings.push(`attempt ${attempt}: the outliner lists ${await page.locator(SEL.region).count()} ` +
+            `regions, expected ${args.expectRegions}${attempt === 1 ? '; reloading' : ''}`);
+        }
+        return regionsOk ? true : 'regions';
       });
-      if (settled) break;
+      if (settled === true) break;
+      if (settled === 'regions') continue;
       report.warnings.push(
         `attempt ${attempt}: the editor shows ${report.annotation_tabs} annotation/prediction tabs, ` +
         `the task has ${report.expected_tabs}${attempt === 1 ? '; reloading' : ''}`);
