@@ -44,9 +44,10 @@ Anchors = Mapping[int, tuple[float, float]]  # row (frame) -> (valence, arousal)
 class KernelConfig:
     """Weights ``softmax(cos(e_q, e_a) / similarity_temperature - |t_q - t_a| / time_scale_s)`` over anchors."""
 
-    similarity_temperature: float = 0.05
-    time_scale_s: float = 2.0
-    prior_weight: tuple[float, float] = (0.5, 0.0)  # (valence, arousal) share of the class-prior change
+    # tuned on single_face (the old `tune_coldstart.py` grid); these defaults are what the shipped checkpoint holds
+    similarity_temperature: float = 0.02
+    time_scale_s: float = 1.0
+    prior_weight: tuple[float, float] = (0.8, 0.3)  # (valence, arousal) share of the class-prior change
     novelty_weight: float = 1.0  # uncertainty += novelty_weight * (1 - max cosine similarity to an anchor)
     time_weight: float = 0.1  # uncertainty += time_weight * (1 - exp(-time to nearest anchor / time_scale_s))
     score_scale: float = 0.2  # score = exp(-uncertainty / score_scale)

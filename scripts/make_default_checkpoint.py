@@ -20,10 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mtclar.model.checkpoint import DEFAULT_CHECKPOINT, Checkpoint  # noqa: E402
 from mtclar.model.encoders import DEFAULT_ENCODER, create_encoder  # noqa: E402
 from mtclar.model.face import PipelineConfig  # noqa: E402
-from mtclar.model.fewshot import KernelConfig, LabelerConfig  # noqa: E402
+from mtclar.model.fewshot import LabelerConfig  # noqa: E402
 
 NAME = "mtclar-faceapi-floor-2"
-KERNEL = KernelConfig(similarity_temperature=0.02, time_scale_s=1.0, prior_weight=(0.8, 0.3))
 
 
 def main() -> None:
@@ -31,7 +30,7 @@ def main() -> None:
     checkpoint = Checkpoint(
         name=NAME,
         encoder={**encoder.config.to_dict(), "weights_id": encoder.weights_id, "weights_in_checkpoint": False},
-        labeler=LabelerConfig(kernel=KERNEL),  # strategy and floor settings: the dataclass defaults
+        labeler=LabelerConfig(),  # the tuned defaults live in the dataclasses, nowhere else
         pipeline=PipelineConfig().to_dict(),
         trained_on={"va": "none: interpolation floor + expression-class-prior correction (cold start)",
                     "tuned_on": "development clips of benchmarks/data/labels/split.csv"},

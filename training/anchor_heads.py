@@ -4,7 +4,6 @@ face, their K folds, and heads trained on ordered anchor pairs of cached embeddi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,10 +13,8 @@ from mtclar.model.errors import AnchorError
 from mtclar.model.fewshot import FloorConfig, check_anchors
 from mtclar.model.siamese import HeadConfig, PairHeads
 
+from .finetune_config import FinetuneConfig, ProjectVideo
 from .losses import dynamic_mse_weight, mse_ccc_loss, similarity_loss
-
-if TYPE_CHECKING:
-    from .finetune import FinetuneConfig, ProjectVideo
 
 SEGMENT_GAP_S = FloorConfig().segment_gap_s  # the labeller's segment: the same unit is held out here
 BLOCK_S = 2.0  # longer runs of anchors are held out in blocks of this length

@@ -44,62 +44,18 @@ import torch
 
 from mtclar.model.checkpoint import Checkpoint, state_with_prefix
 from mtclar.model.config_io import json_safe
-from mtclar.model.embeddings import VideoEmbeddings
-from mtclar.model.errors import AnchorError, CheckpointError, ConfigError
-from mtclar.model.fewshot import STRATEGIES, FewShotLabeler, FrameFeatures, LabelerConfig
+from mtclar.model.errors import AnchorError, CheckpointError
+from mtclar.model.fewshot import FewShotLabeler, FrameFeatures, LabelerConfig
 from mtclar.model.files import utc_now
 from mtclar.model.metrics import DIMENSIONS, va_metrics
 
 from .anchor_heads import SEGMENT_GAP_S, AnchorSample, collect_anchors, make_folds, train_heads
-from .pairs import VA_THRESHOLD
+from .finetune_config import FinetuneConfig, ProjectVideo
 
 log = logging.getLogger(__name__)
+DEFAULT_CONFIG = FinetuneConfig()
 ProgressCallback = Callable[[str, float], None]  # (stage, overall fraction in [0, 1])
 KIND = "project-finetune"
-
-
-@dataclass
-class ProjectVideo:
-    name: str
-    embeddings: VideoEmbeddings
-    anchors: dict[int, tuple[float, float]]  # frame -> (valence, arousal) in [-1, 1]
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    hidden: tuple[int, ...] = (256, 64)
-    dropout: float = 0.2
-    fusion: str = "concat"  # the only fusion that can tell the sign of a difference
-    steps: int = 300  # optimiser steps per fit (a fold or the final model)
-    batch_size: int = 256  # pairs per step (all pairs when there are fewer)
-    lr: float = 3e-3
-    weight_decay: float = 1e-3
-    loss: str = "mse+ccc"  # "mse+ccc": the paper's (epoch/E)^2 MSE + (1 - CCC) schedule over steps; "mse"
-    similarity_weight: float = 0.2  # the similarity head (V/A distance < va_threshold) also trains
-    va_threshold: float = VA_THRESHOLD
-    jitter_frames: int = 0  # > 0: a pair side may be a frame this close to its anchor (same label)
-    self_pairs: bool = True  # (i, i) pairs with delta 0
-    cross_video: bool = True  # pairs of anchors of different videos
-    folds: int = 5
-    min_anchors: int = 3  # anchors with a face, over all videos
-    min_improvement: float = 0.005  # the new heads must lower mean(V RMSE, A RMSE) by at least this
-    strategies: tuple[str, ...] = STRATEGIES
-    seed: int = 0
-    # torch CPU threads while fine-tuning (0: leave as is). Heads this small gain nothing from a second thread,
-    # and OpenMP threads that wait for each other on a busy 2-core machine made a fit 10x slower (measured).
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
-        if unknown or not self.strategies:
-            raise ConfigError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
-        if self.loss not in ("mse+ccc", "mse"):
-            raise ConfigError(f"unknown loss {self.loss!r}; choose mse+ccc or mse")
-        if self.fusion != "concat":
-            raise ConfigError("fine-tuning needs fusion 'concat': |e1 - e2| and e1 * e2 cannot tell which frame "
-                             "has the higher label")
-        if self.folds < 2 or self.steps < 1 or self.min_anchors < 2:
-            raise ConfigError("folds must be >= 2, steps >= 1 and min_anchors >= 2")
 
 
 @dataclass
@@ -241,9 +197,9 @@ def _base_predictor(base: Checkpoint) -> tuple[FewShotLabeler, str, str, str]:
 
 
 def finetune_project(base: Checkpoint, videos: list[ProjectVideo], expression_classes: tuple[str, ...],
-                     config: FinetuneConfig = FinetuneConfig(), on_progress: ProgressCallback | None = None,
+                     config: FinetuneConfig = DEFAULT_CONFIG, on_progress: ProgressCallback | None = None,
                      new_name: str | None = None) -> FinetuneResult:
-    """Train new MT-CLAR heads on a project's anchors; keep them only if they beat ``base`` leave-one-anchor-out."""
+    """Train new MT-CLAR heads on a project's anchors; keep them only if they beat ``base`` on held-out segments."""
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mtclar.model.checkpoint import load_checkpoint
 from mtclar.model.encoders import create_encoder
 from mtclar.model.encoders.base import FaceEncoder
 from mtclar.model.errors import DataError
@@ -29,8 +28,8 @@ def build_encoder(config: TrainConfig) -> FaceEncoder:
 
 
 def serving_pipeline(threads: int = 0) -> PipelineConfig:
-    """The face pipeline settings the shipped checkpoint serves with (crops must match them)."""
-    pipeline = PipelineConfig.from_dict(load_checkpoint(None).pipeline)
+    """The face pipeline settings the shipped checkpoint serves with (crops must match them): the defaults."""
+    pipeline = PipelineConfig()
     return replace(pipeline, detector=replace(pipeline.detector, threads=threads))
 
 

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from mtclar.model.checkpoint import Checkpoint, load_checkpoint, state_with_prefix
+from mtclar.model.checkpoint import Checkpoint, state_with_prefix
 from mtclar.model.config_io import json_safe
 from mtclar.model.encoders.base import FaceEncoder
 from mtclar.model.errors import CheckpointError, DataError
@@ -297,8 +297,7 @@ class Trainer:
         state = {k: v.detach().cpu().clone() for k, v in state_with_prefix(self.heads, "heads.").items()}
         if encoder_trained:
             state.update({k: v.detach().cpu().clone() for k, v in state_with_prefix(self.encoder, "encoder.").items()})
-        default = load_checkpoint(None).labeler
-        labeler = LabelerConfig(method="auto", strategy=self.config.model.strategy, kernel=default.kernel)
+        labeler = LabelerConfig(method="auto", strategy=self.config.model.strategy)
         metrics: dict[str, Any] = {"epoch": epoch + 1}
         if val is not None:
             metrics["val"] = {**val.losses, **val.metrics}

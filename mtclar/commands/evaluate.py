@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from mtclar.model.config_io import json_safe
+from mtclar.model.evaluate import embed_case, evaluate, format_table
 from mtclar.model.fewshot import STRATEGIES
 from mtclar.model.support import parse_support
 from mtclar.settings import Settings
-from mtclar.training.evaluate import embed_case, evaluate, format_table
 from mtclar.training.sources import load_labelled_videos
 
 from .common import add_model_options, make_labeler

@@ -207,8 +207,11 @@ def test_floor_uses_the_trained_heads_as_the_correction(monkeypatch):
     assert np.abs(out.values[queries] - labels[queries]).mean() < 0.5 * np.abs(floor - labels[queries]).mean()
 
 
-def test_shipped_checkpoint_carries_the_dataclass_floor_defaults():
+def test_shipped_checkpoint_carries_the_dataclass_defaults():
+    """The tuned values live in one place, the dataclass defaults; the shipped checkpoint is built from them."""
     from mtclar.model.checkpoint import load_checkpoint
+    from mtclar.model.face.pipeline import PipelineConfig
 
-    labeler_config = load_checkpoint(None).labeler
-    assert labeler_config.strategy == "floor" and labeler_config.floor == FloorConfig()
+    shipped = load_checkpoint(None)
+    assert shipped.labeler == LabelerConfig() and shipped.labeler.strategy == "floor"
+    assert PipelineConfig.from_dict(shipped.pipeline) == PipelineConfig()

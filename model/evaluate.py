@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from mtclar.model.embeddings import VideoEmbeddings
-from mtclar.model.labeling import VideoLabeler
-from mtclar.model.metrics import DIMENSIONS, pcc, per_video_mean, va_metrics
-from mtclar.model.support import every, first, parse_support, random, suggest
-
-from .sources import LabelledVideo
+from .embeddings import VideoEmbeddings
+from .labeling import VideoLabeler
+from .metrics import DIMENSIONS, pcc, per_video_mean, va_metrics
+from .support import every, first, parse_support, random, suggest
 
 log = logging.getLogger(__name__)
+
+
+class LabelledVideo(Protocol):
+    """What the evaluation reads of a labelled video (``training.sources.LabelledVideo`` is one)."""
+
+    name: str
+    video_file: Path | None
+    frame_files: dict[int, Path] | None
+    fps: float | None
+    labels: dict[int, tuple[float, float]]
 BASELINES = ("hold-last", "interpolation")
 
 
