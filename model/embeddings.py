@@ -121,14 +121,14 @@ class VideoEmbedder:
 
     def embed_video(self, path: str | Path, show_progress: bool = False,
                     on_progress: ProgressCallback | None = None) -> VideoEmbeddings:
-        header = read_header(path)
         video_id = content_id(path)
         cache_path = self.cache.path_for(video_id, self.encoder, self.pipeline)
         cached = self.cache.get(cache_path)
-        if cached is not None:
+        if cached is not None:  # the file is hashed, never opened as a video
             log.debug("embeddings of %s from cache %s", path, cache_path)
             return cached
-        tracked = self.pipeline.track_video(path, self.encoder.input_size, self.batch_size)
+        header = read_header(path)
+        tracked = self.pipeline.track_video(path, self.encoder.input_size, self.batch_size, header.fps)
         rows = self._embed(tracked, header.declared_frames, Path(path).name, show_progress, on_progress)
         info = VideoInfo(str(path), len(rows["has_face"]), header.fps, header.width, header.height, video_id)
         return self._finish(info, rows, cache_path)

@@ -51,9 +51,10 @@ class FacePipeline:
         self.config = config
         self.detector = detector or RetinaFaceDetector(config.detector)
 
-    def track_video(self, path: str | Path, crop_size: int, batch_size: int = 16) -> Iterator[TrackedBatch]:
-        """Decode, detect and align a whole video in one pass."""
-        return self.track(iter_frames(path, batch_size), read_header(path).fps, crop_size)
+    def track_video(self, path: str | Path, crop_size: int, batch_size: int = 16,
+                    fps: float | None = None) -> Iterator[TrackedBatch]:
+        """Decode, detect and align a whole video in one pass (``fps``: the caller has read the header)."""
+        return self.track(iter_frames(path, batch_size), fps or read_header(path).fps, crop_size)
 
     def track(self, batches: Iterable[FrameBatch], fps: float, crop_size: int) -> Iterator[TrackedBatch]:
         """Follow the labelled person through batches of consecutive frames (a video or an image sequence)."""

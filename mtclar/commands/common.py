@@ -36,9 +36,11 @@ def make_labeler(args: argparse.Namespace):
 
 
 def read_videos_and_anchors(videos: list[Path], anchors: Path) -> tuple[dict[str, Path], dict]:
-    """Videos by file stem and the anchor rows per stem, every row and every file checked before any work."""
+    """Videos by file stem and the anchor rows per stem, every row checked against every file's header before
+    any work (no decoding: each video is decoded once, by the embedding; ``check_decoded_frames`` then checks
+    the rows against the frames that really decode)."""
     from mtclar.model.errors import AnchorError
-    from mtclar.model.video import probe_video
+    from mtclar.model.video import read_header
     from mtclar.training.sources import check_anchor_rows, read_anchor_csv
 
     stems: dict[str, Path] = {}
@@ -48,6 +50,12 @@ def read_videos_and_anchors(videos: list[Path], anchors: Path) -> tuple[dict[str
                               "anchors.csv could not tell them apart")
         stems[video.stem] = video
     rows = read_anchor_csv(anchors)
-    frames = {stem: probe_video(path).n_frames for stem, path in stems.items()}
-    check_anchor_rows(anchors, rows, frames)
+    declared = {stem: read_header(path).declared_frames for stem, path in stems.items()}
+    check_anchor_rows(anchors, rows, {stem: n if n > 0 else 2**62 for stem, n in declared.items()})
     return stems, rows
+
+
+def check_decoded_frames(anchors: Path, rows: dict, stem: str, n_frames: int) -> None:
+    from mtclar.training.sources import check_anchor_rows
+
+    check_anchor_rows(anchors, {stem: rows.get(stem, [])}, {stem: n_frames})

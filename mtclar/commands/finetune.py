@@ -16,7 +16,7 @@ from mtclar.model.fewshot import STRATEGIES
 from mtclar.settings import Settings
 from mtclar.training.finetune import FinetuneConfig, ProjectVideo, finetune_project
 
-from .common import add_model_options, make_labeler, read_videos_and_anchors
+from .common import add_model_options, check_decoded_frames, make_labeler, read_videos_and_anchors
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not anchors:
             print(f"{stem}: no anchors in {args.anchors}; not used", file=sys.stderr)
             continue
-        videos.append(ProjectVideo(stem, labeler.embed(path, show_progress=True), anchors))
+        embeddings = labeler.embed(path, show_progress=True)
+        check_decoded_frames(args.anchors, rows, stem, embeddings.n_frames)
+        videos.append(ProjectVideo(stem, embeddings, anchors))
 
     last = [""]
 

@@ -13,7 +13,7 @@ from mtclar.model.files import utc_now
 from mtclar.outputs import label_rows, plot_curves, write_csv, write_json
 from mtclar.settings import Settings
 
-from .common import add_model_options, make_labeler, read_videos_and_anchors
+from .common import add_model_options, check_decoded_frames, make_labeler, read_videos_and_anchors
 
 
 def add_parser(sub, settings: Settings) -> None:
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for stem, path in stems.items():
         anchors = {r.frame: (r.valence, r.arousal) for r in rows.get(stem, [])}
         embeddings = labeler.embed(path, show_progress=True)
+        check_decoded_frames(args.anchors, rows, stem, embeddings.n_frames)
         labels = labeler.label(embeddings, anchors, method=args.method, strategy=args.strategy)
         frame_rows = label_rows(embeddings, labels)
         metadata = {
