@@ -44,12 +44,9 @@ def embed_items(encoder: FaceEncoder, items: list[FaceItem], augment: AugmentCon
                 workers: int = 0, show_progress: bool = False) -> np.ndarray:
     """(N, D) embeddings of the items' serving crops (canvas -> centre crop)."""
     encoder = encoder.eval()
-    device = next(encoder.parameters()).device
-    mean = torch.tensor(encoder.config.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(encoder.config.std, device=device).view(1, 3, 1, 1)
     crops = FaceCrops(items, build_transform(encoder.input_size, augment, train=False))
     loader = DataLoader(crops, batch_size=batch_size, num_workers=workers)
-    out = [encoder((x.to(device).float() - mean) / std).float().cpu().numpy()
+    out = [encoder(encoder.normalize(x)).float().cpu().numpy()
            for x in tqdm(loader, desc="embeddings", unit="batch", disable=not show_progress, leave=False)]
     return np.concatenate(out) if out else np.zeros((0, encoder.embed_dim), dtype=np.float32)
 

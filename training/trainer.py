@@ -130,8 +130,6 @@ class Trainer:
         heads = PairHeads(replace(config.model.heads, embed_dim=encoder.embed_dim))
         self.model = MTCLAR(encoder, heads).to(self.device)
         self.encoder, self.heads = self.model.encoder, self.model.heads
-        self.mean = torch.tensor(encoder.config.mean, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(encoder.config.std, device=self.device).view(1, 3, 1, 1)
         self.net: nn.Module = self.model
         if info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -178,7 +176,7 @@ class Trainer:
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, S, S) -> the encoder's normalised float input."""
-        return (x.to(self.device, non_blocking=True).float() - self.mean) / self.std
+        return self.encoder.normalize(x)
 
     # -- the step --------------------------------------------------------------------------------------
 

@@ -70,8 +70,13 @@ class FaceEncoder(nn.Module):
         size = self.input_size
         if x.shape[1] != size or x.shape[2] != size:
             raise ValueError(f"{self.name}: expected {size}x{size} crops, got {x.shape[1]}x{x.shape[2]}")
+        return self.normalize(x.permute(0, 3, 1, 2))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Channels-first RGB ``(N, 3, S, S)`` (uint8 or float 0..255) -> this encoder's input, on its device.
+        The one place the encoder's mean/std are applied (serving, training and the SL head all come here)."""
         device = next(self.parameters()).device
-        x = x.to(device=device).permute(0, 3, 1, 2).float()
+        x = x.to(device=device, non_blocking=True).float()
         mean = torch.tensor(self.config.mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(self.config.std, device=device).view(1, 3, 1, 1)
         return (x - mean) / std
