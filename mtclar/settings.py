@@ -69,7 +69,8 @@ class Settings:
     segment_tolerance: float = 0.05  # max |value - segment value| when merging frames into segments
     segments_per_second: float = 1.0  # at most this many predicted segments per second of video (the
     # tolerance grows, up to 0.2, until they fit): one timeline row each in the editor
-    # a fine-tuned model replaces the serving one when its leave-one-anchor-out error (mean of V and A RMSE)
+    # a fine-tuned model replaces the serving one when its held-out error (mean of V and A RMSE, leave-one-segment-out;
+    # leave-one-video-out with 3+ videos)
     # is lower by at least this much; a negative value accepts any fine-tune (e.g. to exercise the loop)
     finetune_min_improvement: float = 0.005
     max_body_mb: float = 32.0  # larger request bodies get 413 before they are read

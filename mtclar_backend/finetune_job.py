@@ -30,7 +30,8 @@ def finetune_project_job(runtime: Runtime, project: int, progress: Callable[[str
     config = FinetuneConfig(min_improvement=runtime.config.finetune_min_improvement)
     result = finetune_project(serving.checkpoint, videos, serving.expression_classes, config,
                               on_progress=lambda message, f: progress(message, 0.1 + 0.85 * f))
-    outcome = {"kept_new": result.kept_new, "before": result.before, "after": result.after,
+    outcome = {"kept_new": result.kept_new, "validation": result.after.get("validation"),
+               "before": result.before, "after": result.after,
                "seconds": round(result.seconds, 2), "anchors": sum(len(v.anchors) for v in videos),
                "videos": len(videos), "skipped_videos": skipped}
     if result.kept_new:

@@ -62,7 +62,7 @@ KIND = "project-finetune"
 class FinetuneResult:
     checkpoint: Checkpoint  # the model that should serve now (new one, or the base one if the new one did not win)
     kept_new: bool
-    before: dict  # leave-one-anchor-out metrics of the base (serving) model: {"valence": {"rmse",...}, ...}
+    before: dict  # held-out metrics of the base (serving) model: {"valence": {"rmse",...}, ..., "validation": kind}
     after: dict  # same for the newly trained heads
     seconds: float
     base_name: str = ""
@@ -76,7 +76,8 @@ class FinetuneResult:
 
     def table(self) -> str:
         videos = ", ".join(f"{name} {count}" for name, count in self.anchors.items())
-        lines = [f"leave-one-segment-out: {self.after['folds']} folds over {sum(self.anchors.values())} anchors "
+        kind = self.after.get("validation", "leave-one-segment-out")
+        lines = [f"{kind}: {self.after['folds']} folds over {sum(self.anchors.values())} anchors "
                  f"with a face ({videos}); {self.after['n']} held-out anchors predicted"]
         header = ["", "model", "predictor", "n", "V rmse", "A rmse", "mean rmse", "V ccc", "A ccc", "V sagr",
                   "A sagr"]
@@ -149,6 +150,30 @@ def _heldout(labeler: FewShotLabeler, features: list[FrameFeatures], videos: lis
             out[strategy][2].extend((v, f) for f, good in zip(targets, ok, strict=True) if good)
     return {s: (np.concatenate(p) if p else np.zeros((0, 2)), np.concatenate(t) if t else np.zeros((0, 2)), k)
             for s, (p, t, k) in out.items()}
+
+
+def validation_folds(anchors: list[AnchorSample], config: FinetuneConfig) -> tuple[str, list[tuple[np.ndarray,
+                                                                                                  list[np.ndarray]]]]:
+    """The folds the new heads are judged on: (anchor rows the heads train on, held-out sets to predict).
+
+    With ``config.min_videos_to_hold_out`` or more labelled videos, leave-one-video-out: heads trained without a
+    video predict each of its segments from its other segments (as serving would: a new video's anchors, heads
+    that never saw it). Otherwise leave-one-segment-out over all videos (``make_folds``).
+    """
+    by_video: dict[int, list[int]] = {}
+    for i, anchor in enumerate(anchors):
+        by_video.setdefault(anchor.video, []).append(i)
+    if len(by_video) >= config.min_videos_to_hold_out:
+        folds = []
+        for members in by_video.values():
+            inside = [anchors[i] for i in members]
+            segments = make_folds(inside, len(inside), config.seed)  # one set per segment of the video
+            train = np.array(sorted(set(range(len(anchors))) - set(members)), dtype=int)
+            folds.append((train, [np.array([members[j] for j in segment], dtype=int) for segment in segments]))
+        return "leave-one-video-out", folds
+    all_rows = np.arange(len(anchors))
+    return "leave-one-segment-out", [(np.setdiff1d(all_rows, held), [held])
+                                     for held in make_folds(anchors, config.folds, config.seed)]
 
 
 def _metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -224,7 +249,7 @@ def _finetune(base: Checkpoint, videos: list[ProjectVideo], expression_classes: 
                           "are predicted from the other anchors of their video)")
     embed_dim = int(videos[0].embeddings.embeddings.shape[1])
     features = [FrameFeatures.of(video.embeddings, tuple(expression_classes)) for video in videos]
-    folds = make_folds(anchors, config.folds, config.seed)
+    validation, folds = validation_folds(anchors, config)
     k = len(folds)
     if k < 2:
         raise AnchorError("fine-tuning needs labelled frames in at least 2 segments (runs of frames more than "
@@ -233,29 +258,30 @@ def _finetune(base: Checkpoint, videos: list[ProjectVideo], expression_classes: 
     base_labeler, base_method, base_strategy, note = _base_predictor(base)
     progress("scoring the base model", 0.0)
     base_pred, base_true, new_pred = [], [], {s: [] for s in config.strategies}
-    for f, held in enumerate(folds):
-        before = _heldout(base_labeler, features, videos, anchors, held, base_method, (base_strategy,))
-        pred, truth, keys = before[base_strategy]
-        train = [anchors[i] for i in range(len(anchors)) if i not in set(held.tolist())]
+    for f, (train_rows, held_sets) in enumerate(folds):
         progress(f"fold {f + 1}/{k}", f / (k + 1))
-        heads = train_heads(videos, train, config, embed_dim, config.seed + 1 + f)
+        heads = train_heads(videos, [anchors[i] for i in train_rows], config, embed_dim, config.seed + 1 + f)
         new_labeler = FewShotLabeler(LabelerConfig("mtclar", base.labeler.strategy, base.labeler.kernel), heads, True)
-        after = _heldout(new_labeler, features, videos, anchors, held, "mtclar", config.strategies)
-        base_pred.append(pred)
-        base_true.append(truth)
-        for s in config.strategies:
-            if after[s][2] != keys:  # both predictors see the same held-out anchors (faces are the same)
-                raise RuntimeError(f"fold {f}: base and new predictions cover different anchors")
-            new_pred[s].append(after[s][0])
+        for held in held_sets:
+            before = _heldout(base_labeler, features, videos, anchors, held, base_method, (base_strategy,))
+            pred, truth, keys = before[base_strategy]
+            after = _heldout(new_labeler, features, videos, anchors, held, "mtclar", config.strategies)
+            base_pred.append(pred)
+            base_true.append(truth)
+            for s in config.strategies:
+                if after[s][2] != keys:  # both predictors see the same held-out anchors (faces are the same)
+                    raise RuntimeError(f"fold {f}: base and new predictions cover different anchors")
+                new_pred[s].append(after[s][0])
     truth = np.concatenate(base_true)
     before_metrics = {**_metrics(np.concatenate(base_pred), truth), "method": base_method, "strategy": base_strategy,
-                      "model": base.name, "folds": k}
+                      "model": base.name, "folds": k, "validation": validation}
     if note:
         before_metrics["note"] = note
     scores = {s: _metrics(np.concatenate(p), truth) for s, p in new_pred.items()}
     chosen = min(config.strategies, key=lambda s: (scores[s]["mean_rmse"], config.strategies.index(s)))
     name = new_name or _next_name(base.name)
     after_metrics = {**scores[chosen], "method": "mtclar", "strategy": chosen, "model": name, "folds": k,
+                     "validation": validation,
                      "strategies": {s: m["mean_rmse"] for s, m in scores.items()},
                      "min_improvement": config.min_improvement}
     kept = before_metrics["mean_rmse"] - after_metrics["mean_rmse"] >= config.min_improvement
@@ -279,7 +305,7 @@ def _finetune(base: Checkpoint, videos: list[ProjectVideo], expression_classes: 
                         "anchors": len(anchors), "pairs": "ordered anchor pairs within and across videos, incl. (i, i)",
                         "config": {**asdict(config), "hidden": list(config.hidden),
                                    "strategies": list(config.strategies)}},
-            metrics={"leave_one_anchor_out": {"criterion": "mean of valence and arousal RMSE",
+            metrics={"validation": {"kind": validation, "criterion": "mean of valence and arousal RMSE",
                                               "before": json_safe(before_metrics), "after": json_safe(after_metrics),
                                               "improvement": before_metrics["mean_rmse"] - after_metrics["mean_rmse"]}},
             created=utc_now(),

@@ -33,7 +33,8 @@ class FinetuneConfig:
     jitter_frames: int = 0  # > 0: a pair side may be a frame this close to its anchor (same label)
     self_pairs: bool = True  # (i, i) pairs with delta 0
     cross_video: bool = True  # pairs of anchors of different videos
-    folds: int = 5
+    folds: int = 5  # leave-one-segment-out folds (fewer when there are fewer segments)
+    min_videos_to_hold_out: int = 3  # with this many labelled videos, validate leave-one-video-out
     min_anchors: int = 3  # anchors with a face, over all videos
     min_improvement: float = 0.005  # the new heads must lower mean(V RMSE, A RMSE) by at least this
     strategies: tuple[str, ...] = STRATEGIES

@@ -1,6 +1,7 @@
 """`mtclar finetune --anchors anchors.csv VIDEO... --out DIR`: train the MT-CLAR heads on a project's own
 labelled frames and keep them only where they predict held-out anchors better than the base model
-(leave-one-anchor-out, K folds). Prints the before/after table and writes the model to serve to --out."""
+(held-out segments; whole videos with 3 or more). Prints the before/after table and writes the model to
+serve to --out."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_kept_checkpoint_loads_and_labels_through_the_video_labeler(project, bas
     assert checkpoint.labeler.method == "mtclar" and checkpoint.labeler.strategy == result.after["strategy"]
     assert checkpoint.trained_on["kind"] == "project-finetune" and checkpoint.trained_on["base"] == base.name
     assert checkpoint.trained_on["videos"]["single_face"]["anchors_with_face"] == 12
-    assert checkpoint.metrics["leave_one_anchor_out"]["after"]["mean_rmse"] == pytest.approx(result.after["mean_rmse"])
+    assert checkpoint.metrics["validation"]["after"]["mean_rmse"] == pytest.approx(result.after["mean_rmse"])
 
     loaded = load_checkpoint(checkpoint.save(tmp_path / "ft"))
     labeler = VideoLabeler(loaded, encoder=embedder.encoder)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from mtclar.training.anchor_heads import AnchorSample, make_folds
+from mtclar.training.finetune import validation_folds
+from mtclar.training.finetune_config import FinetuneConfig
 
 
 def _span_anchors(spans: list[tuple[int, int]], fps: float = 25.0) -> list[AnchorSample]:
@@ -29,3 +31,29 @@ def test_validation_holds_out_whole_segments():
 def test_one_labelled_span_cannot_be_validated():
     anchors = _span_anchors([(0, 9)])
     assert len(make_folds(anchors, 5, seed=0)) == 1
+
+
+def _videos_anchors(n_videos: int) -> list[AnchorSample]:
+    return [AnchorSample(v, frame, np.zeros(2), np.array([frame]), frame / 25.0)
+            for v in range(n_videos) for start in (0, 100, 200) for frame in range(start, start + 5)]
+
+
+def test_three_labelled_videos_are_validated_leave_one_video_out():
+    anchors = _videos_anchors(3)
+    kind, folds = validation_folds(anchors, FinetuneConfig())
+    assert kind == "leave-one-video-out" and len(folds) == 3
+    for train, held_sets in folds:
+        held = np.concatenate(held_sets)
+        (video,) = {anchors[i].video for i in held}  # one video held out ...
+        assert sorted(held.tolist()) == [i for i, a in enumerate(anchors) if a.video == video]  # ... all of it
+        assert not {anchors[i].video for i in train} & {video}  # the heads never see it
+        assert len(held_sets) == 3  # each of its segments predicted from its other segments
+        assert all(len({anchors[i].frame // 100 for i in s}) == 1 for s in held_sets)
+
+
+def test_fewer_videos_are_validated_leave_one_segment_out():
+    anchors = _videos_anchors(2)
+    kind, folds = validation_folds(anchors, FinetuneConfig())
+    assert kind == "leave-one-segment-out"
+    for train, (held,) in folds:
+        assert sorted([*train.tolist(), *held.tolist()]) == list(range(len(anchors)))
