@@ -14,7 +14,8 @@ from mtclar.model.fewshot import FloorConfig, check_anchors
 from mtclar.model.siamese import HeadConfig, PairHeads
 
 from .finetune_config import FinetuneConfig, ProjectVideo
-from .losses import dynamic_mse_weight, mse_ccc_loss, similarity_loss
+from .fit import fit_step
+from .losses import dynamic_mse_weight, pair_losses
 
 SEGMENT_GAP_S = FloorConfig().segment_gap_s  # the labeller's segment: the same unit is held out here
 BLOCK_S = 2.0  # longer runs of anchors are held out in blocks of this length
@@ -117,10 +118,6 @@ def train_heads(videos: list[ProjectVideo], anchors: list[AnchorSample], config:
             delta = values[i] - values[j]
             similar = (delta.norm(dim=1) < config.va_threshold).long()
             mse_weight = dynamic_mse_weight(step, config.steps) if config.loss == "mse+ccc" else 1.0
-            loss = (mse_ccc_loss(out["delta_valence"], delta[:, 0], mse_weight)
-                    + mse_ccc_loss(out["delta_arousal"], delta[:, 1], mse_weight)
-                    + config.similarity_weight * similarity_loss(out["similarity_logits"], similar))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            parts = pair_losses(out, delta, similar, mse_weight)
+            fit_step(optimizer, parts["valence"] + parts["arousal"] + config.similarity_weight * parts["similarity"])
     return heads.eval()

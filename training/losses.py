@@ -59,6 +59,21 @@ def mse_ccc_loss(pred: torch.Tensor, target: torch.Tensor, mse_weight: float,
     return mse_weight * mse + (1.0 - mse_weight) * (1.0 - ccc(pred, target))
 
 
+def pair_losses(out: Mapping[str, torch.Tensor], delta: torch.Tensor, similar: torch.Tensor, mse_weight: float,
+                known: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """MT-CLAR's per-task losses for a batch of pairs: same/different expression (cross-entropy), the V and A
+    differences (MSE + CCC, ``known`` masks pairs without V/A), and, when the outputs carry both embeddings,
+    the cosine embedding loss."""
+    parts = {
+        "similarity": similarity_loss(out["similarity_logits"], similar),
+        "valence": mse_ccc_loss(out["delta_valence"], delta[:, 0], mse_weight, known),
+        "arousal": mse_ccc_loss(out["delta_arousal"], delta[:, 1], mse_weight, known),
+    }
+    if "embedding1" in out and "embedding2" in out:
+        parts["embedding"] = cosine_embedding_loss(out["embedding1"], out["embedding2"], similar)
+    return parts
+
+
 def cosine_embedding_loss(e1: torch.Tensor, e2: torch.Tensor, similar: torch.Tensor,
                           margin: float = EMBEDDING_MARGIN) -> torch.Tensor:
     """Mean of ``1 - cos`` for similar pairs and ``max(0, cos - margin)`` for the others."""

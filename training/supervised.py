@@ -32,6 +32,7 @@ from mtclar.model.siamese import SLConfig, SupervisedHead
 
 from .config import AugmentConfig, SLTrainConfig, TrainConfig
 from .datasets import FaceCrops, FaceItem, build_transform, label_arrays
+from .fit import fit_step
 from .losses import dynamic_mse_weight, mse_ccc_loss
 from .sources import AFFECTNET_CLASSES
 
@@ -130,10 +131,7 @@ def train_supervised_head(embeddings: np.ndarray, classes: np.ndarray, va: np.nd
                     mask = has_va[batch]
                     loss = loss + mse_ccc_loss(out["valence"], targets[batch, 0], mse_weight, mask)
                     loss = loss + mse_ccc_loss(out["arousal"], targets[batch, 1], mse_weight, mask)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(batch)
+                total += fit_step(optimizer, loss) * len(batch)
                 seen += len(batch)
             scheduler.step()
             record: dict[str, Any] = {"epoch": epoch + 1, "stage": "train", "loss": total / max(seen, 1),

@@ -35,16 +35,8 @@ from .config import TrainConfig
 from .datasets import FaceCrops, FaceItem, PairDataset, build_transform, label_arrays
 from .distributed import DistInfo
 from .encoder_modes import configure_encoder
-from .losses import (
-    VAL_MSE_WEIGHT,
-    VAL_TASK_WEIGHTS,
-    cosine_embedding_loss,
-    dynamic_mse_weight,
-    mse_ccc_loss,
-    random_task_weights,
-    similarity_loss,
-    total_loss,
-)
+from .fit import fit_step
+from .losses import VAL_MSE_WEIGHT, VAL_TASK_WEIGHTS, dynamic_mse_weight, pair_losses, random_task_weights, total_loss
 from .pairs import ClassPairSampler, VAPairSampler
 from .run_files import JsonLog, load_state, publish, save_state, write_config
 
@@ -190,12 +182,7 @@ class Trainer:
         delta = batch["delta"].to(self.device)
         known = batch["known"].to(self.device)
         mse_weight = dynamic_mse_weight(self.epoch, self.config.optim.epochs) if training else VAL_MSE_WEIGHT
-        parts = {
-            "similarity": similarity_loss(out["similarity_logits"], similar),
-            "valence": mse_ccc_loss(out["delta_valence"], delta[:, 0], mse_weight, known),
-            "arousal": mse_ccc_loss(out["delta_arousal"], delta[:, 1], mse_weight, known),
-            "embedding": cosine_embedding_loss(out["embedding1"], out["embedding2"], similar),
-        }
+        parts = pair_losses(out, delta, similar, mse_weight, known)
         weights = random_task_weights(self.task_rng) if training else VAL_TASK_WEIGHTS
         return total_loss(parts, weights), parts, out
 
@@ -221,9 +208,7 @@ class Trainer:
                     continue  # BatchNorm cannot train on a single pair
                 loss, parts, out = self._step(batch, stage)
                 if training:
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
+                    fit_step(self.optimizer, loss)
                 values = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
                 for k, v in values.items():
                     sums[k] += v * n
