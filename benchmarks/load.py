@@ -28,6 +28,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.processes import children, rss_mb  # noqa: E402
 from mtclar_backend.label_configs import VIDEO  # noqa: E402
 from mtclar_backend.ls_format import parse_label_config, timeline_region  # noqa: E402
 
@@ -50,20 +53,8 @@ def task(task_id: int, video: str, n_frames: int) -> dict:
             "annotations": [{"id": task_id * 10, "result": result}]}
 
 
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def server_rss(master: int) -> tuple[float, float]:
-    children = Path(f"/proc/{master}/task/{master}/children")
-    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
-    return rss_mb(master), sum(rss_mb(p) for p in workers)
+    return rss_mb(master), sum(rss_mb(p) for p in children(master))
 
 
 class Prober(threading.Thread):

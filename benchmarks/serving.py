@@ -29,6 +29,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.processes import rss_mb  # noqa: E402
 from mtclar_backend.label_configs import FRAME, VIDEO  # noqa: E402
 from mtclar_backend.ls_format import parse_label_config, timeline_region  # noqa: E402
 
@@ -36,26 +37,6 @@ DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "WolfgangLanger_Pex
 
 
 region = partial(timeline_region, parse_label_config(VIDEO))  # (id, start, end, valence, arousal)
-
-
-def rss_mb(pid: int) -> float:
-    total = 0
-    for child in [pid, *_children(pid)]:
-        try:
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total / 1024
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    except FileNotFoundError:
-        return []
-    return [int(p) for p in out] + [c for p in out for c in _children(int(p))]
 
 
 def main() -> None:
@@ -140,7 +121,7 @@ def main() -> None:
             wall = time.perf_counter() - t
         rows.append((f"{args.concurrency} parallel warm video requests: median latency", statistics.median(latencies),
                      f"{len(latencies) / wall:.1f} req/s"))
-        memory = rss_mb(server.pid)
+        memory = rss_mb(server.pid, with_children=True)
     finally:
         client.close()
         server.terminate()

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .embeddings import VideoEmbeddings
 from .labeling import VideoLabeler
-from .metrics import DIMENSIONS, pcc, per_video_mean, va_metrics
+from .metrics import DIMENSIONS, per_video_mean, spearman, va_metrics
 from .support import every, first, parse_support, random, suggest
 
 log = logging.getLogger(__name__)
@@ -88,17 +88,6 @@ def choose_support(case: VideoCase, spec: str, labeler: VideoLabeler, seed: int 
         return labeler.labeler.label(features, {int(r): case.truth[int(r)] for r in rows}).uncertainty
 
     return suggest(k, candidates, case.embeddings.time_s, case.embeddings.embeddings, uncertainty_of)
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    def ranks(v: np.ndarray) -> np.ndarray:
-        # ties share their average rank (a constant input has no defined correlation)
-        _, inverse, counts = np.unique(np.asarray(v, dtype=np.float64), return_inverse=True, return_counts=True)
-        inverse = inverse.ravel()
-        starts = np.cumsum(counts) - counts
-        return (starts + (counts - 1) / 2)[inverse]
-
-    return pcc(ranks(x), ranks(y)) if len(x) > 2 else float("nan")
 
 
 def evaluate(labeler: VideoLabeler, cases: list[VideoCase], supports: list[str], strategy: str | None = None,

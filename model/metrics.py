@@ -73,3 +73,14 @@ def per_video_mean(per_video: Mapping[str, dict[str, dict[str, float]]]) -> dict
             values = np.array([v[dim][metric] for v in videos], dtype=np.float64)
             out[dim][metric] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     return out
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    def ranks(v: np.ndarray) -> np.ndarray:
+        # ties share their average rank (a constant input has no defined correlation)
+        _, inverse, counts = np.unique(np.asarray(v, dtype=np.float64), return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()
+        starts = np.cumsum(counts) - counts
+        return (starts + (counts - 1) / 2)[inverse]
+
+    return pcc(ranks(x), ranks(y)) if len(x) > 2 else float("nan")

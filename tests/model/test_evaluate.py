@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from mtclar.model.embeddings import VideoEmbeddings
-from mtclar.model.evaluate import BASELINES, VideoCase, choose_support, embed_case, evaluate, format_table, spearman
+from mtclar.model.evaluate import BASELINES, VideoCase, choose_support, embed_case, evaluate, format_table
 from mtclar.model.fewshot import FewShotLabeler, FrameFeatures
+from mtclar.model.metrics import spearman
 from mtclar.model.support import random, suggest
 from mtclar.model.video import VideoInfo
 from mtclar.training.sources import LabelledVideo, load_labelled_videos
