@@ -223,7 +223,7 @@ STARTS = ("error", "diverse")
 def suggest_frames(k: int, time_s: np.ndarray, has_face: np.ndarray, anchor_rows: np.ndarray,
                    model: ErrorModel = ErrorModel(), candidates: np.ndarray | None = None,
                    scored: np.ndarray | None = None, embeddings: np.ndarray | None = None,
-                   start: str = "error") -> np.ndarray:
+                   start: str = "error", max_eval: int = 64) -> np.ndarray:
     """The ``k`` frames to label next, in the order chosen: expected error reduction over the frames with a face.
 
     ``candidates`` (default: the frames with a face) are restricted to frames with a face that are not
@@ -247,7 +247,7 @@ def suggest_frames(k: int, time_s: np.ndarray, has_face: np.ndarray, anchor_rows
             raise ConfigError("start='diverse' needs the embeddings")
         first = diverse_start(embeddings, candidates, 1, np.asarray(time_s, dtype=np.float64))
     rest = expected_error_reduction(k - first.size, time_s, np.concatenate([anchor_rows, first]), candidates,
-                                    scored, model)
+                                    scored, model, max_eval=max_eval)
     return np.concatenate([first, rest]).astype(int)
 
 
