@@ -6,15 +6,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from .checkpoint import Checkpoint, load_checkpoint
 from .embeddings import EmbeddingCache, ProgressCallback, VideoEmbedder, VideoEmbeddings
 from .encoders import create_encoder
 from .encoders.base import FaceEncoder
 from .face.pipeline import FacePipeline, PipelineConfig
-from .fewshot import FewShotLabeler, FrameFeatures, FrameLabels
-from .support import diverse_start, most_uncertain
+from .fewshot import FewShotLabeler, FrameFeatures, FrameLabels, check_anchors
+from .support import ErrorModel, suggest_frames
 
 
 class VideoLabeler:
@@ -67,14 +65,11 @@ class VideoLabeler:
               strategy: str | None = None) -> FrameLabels:
         return self.labeler.label(self.features(video), anchors, method, strategy)
 
-    def suggest(self, video: VideoEmbeddings, anchors: Mapping[int, tuple[float, float]], k: int,
-                min_gap_s: float = 1.0) -> list[int]:
-        """The ``k`` frames whose labels would help most next: with no anchors the most diverse faces,
-        else the largest uncertainty, spaced in time."""
-        candidates = np.flatnonzero(video.has_face)
-        candidates = candidates[~np.isin(candidates, list(anchors))]
-        if not anchors:
-            return diverse_start(video.embeddings, candidates, k, video.time_s).tolist()
-        uncertainty = self.label(video, anchors).uncertainty
-        return most_uncertain(uncertainty, candidates, np.array(sorted(anchors), dtype=int), k, video.time_s,
-                              min_gap_s).tolist()
+    def suggest(self, video: VideoEmbeddings, anchors: Mapping[int, tuple[float, float]], k: int) -> list[int]:
+        """The ``k`` frames (with a face, not anchors) whose labels would cut the expected error of the
+        labeller's interval over the video's face frames most, chosen greedily, returned in time order."""
+        floor = self.labeler.config.floor
+        model = ErrorModel(floor.interval_power, floor.interval_min_distance_s)
+        anchor_rows, _ = check_anchors(anchors, len(video.has_face))
+        picked = suggest_frames(k, video.time_s, video.has_face, anchor_rows, model)
+        return sorted(picked.tolist())
