@@ -17,7 +17,7 @@ from tqdm import tqdm
 from .embeddings import VideoEmbeddings
 from .labeling import VideoLabeler
 from .metrics import DIMENSIONS, per_video_mean, spearman, va_metrics
-from .support import every, first, parse_support, random, suggest
+from .support import ErrorModel, every, first, parse_support, random, suggest_frames
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,10 @@ def choose_support(case: VideoCase, spec: str, labeler: VideoLabeler, seed: int 
         return first(candidates, k)
     if kind == "random":
         return random(candidates, k, seed)
-    features = labeler.features(case.embeddings)
-
-    def uncertainty_of(rows: np.ndarray) -> np.ndarray:
-        return labeler.labeler.label(features, {int(r): case.truth[int(r)] for r in rows}).uncertainty
-
-    return suggest(k, candidates, case.embeddings.time_s, case.embeddings.embeddings, uncertainty_of)
+    floor = labeler.labeler.config.floor  # suggest: the frames whose labels cut the expected error most
+    return np.sort(suggest_frames(k, case.embeddings.time_s, case.embeddings.has_face, np.zeros(0, dtype=int),
+                                  ErrorModel(floor.interval_power, floor.interval_min_distance_s),
+                                  candidates=candidates))
 
 
 def evaluate(labeler: VideoLabeler, cases: list[VideoCase], supports: list[str], strategy: str | None = None,

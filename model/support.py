@@ -15,7 +15,6 @@ that was split is searched again (coarse to fine over its candidates).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,35 +48,6 @@ def random(candidates: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return np.sort(candidates[chosen])
 
 
-def most_uncertain(uncertainty: np.ndarray, candidates: np.ndarray, chosen: np.ndarray, k: int,
-                   time_s: np.ndarray, min_gap_s: float) -> np.ndarray:
-    """Greedy: the ``k`` candidates of largest uncertainty, each at least ``min_gap_s`` from the chosen ones.
-
-    NaN uncertainty (no face) is never picked. When the gap rules everything out it is halved.
-    """
-    candidates = np.asarray(candidates)
-    taken = list(np.asarray(chosen, dtype=int))
-    picked: list[int] = []
-    values = uncertainty[candidates]
-    order = candidates[np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")]
-    order = order[np.isfinite(uncertainty[order])]
-    gap = min_gap_s
-    while len(picked) < k:
-        for row in order:
-            if len(picked) == k:
-                break
-            if row in taken:
-                continue
-            if taken and np.min(np.abs(time_s[taken] - time_s[row])) < gap:
-                continue
-            picked.append(int(row))
-            taken.append(int(row))
-        if gap < 1e-6:  # a pass with (almost) no gap has run: nothing more can be picked
-            break
-        gap /= 2
-    return np.array(sorted(picked), dtype=int)
-
-
 def diverse_start(embeddings: np.ndarray, candidates: np.ndarray, k: int, time_s: np.ndarray) -> np.ndarray:
     """With no labels yet: k-centre greedy in embedding space (plus time), starting at the medoid-like frame."""
     candidates = np.asarray(candidates)
@@ -95,25 +65,6 @@ def diverse_start(embeddings: np.ndarray, candidates: np.ndarray, k: int, time_s
         chosen.append(nxt)
         distance = np.minimum(distance, np.linalg.norm(features - features[nxt], axis=1))
     return np.sort(candidates[chosen])
-
-
-def suggest(k: int, candidates: np.ndarray, time_s: np.ndarray, embeddings: np.ndarray,
-            uncertainty_of: Callable[[np.ndarray], np.ndarray], start: np.ndarray | None = None,
-            min_gap_s: float = 1.0) -> np.ndarray:
-    """Active selection: start diverse (or from ``start``), then add the most uncertain frame, one at a time.
-
-    ``uncertainty_of(anchor_rows)`` returns per-row uncertainty given those anchors (the labeller's own
-    score: no ground truth is looked at).
-    """
-    if k < 1:
-        return np.zeros(0, dtype=int)
-    chosen = np.asarray(start if start is not None else diverse_start(embeddings, candidates, 1, time_s), dtype=int)
-    while len(chosen) < min(k, len(candidates)):
-        nxt = most_uncertain(uncertainty_of(chosen), candidates, chosen, 1, time_s, min_gap_s)
-        if nxt.size == 0:
-            break
-        chosen = np.sort(np.concatenate([chosen, nxt]))
-    return chosen
 
 
 # -- expected error reduction ---------------------------------------------------------------------------------

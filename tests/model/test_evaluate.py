@@ -10,7 +10,7 @@ from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.evaluate import BASELINES, VideoCase, choose_support, embed_case, evaluate, format_table
 from mtclar.model.fewshot import FewShotLabeler, FrameFeatures
 from mtclar.model.metrics import spearman
-from mtclar.model.support import random, suggest
+from mtclar.model.support import ErrorModel, random, suggest_frames
 from mtclar.model.video import VideoInfo
 from mtclar.training.sources import LabelledVideo, load_labelled_videos
 
@@ -64,18 +64,16 @@ def test_choose_support_protocols():
         choose_support(case, "every:0", labeler)
 
 
-def test_choose_support_suggest_uses_the_labellers_uncertainty_only():
+def test_choose_support_suggest_picks_by_expected_error_reduction():
     case, labeler = fake_case(), stub_labeler()
     chosen = choose_support(case, "suggest:3", labeler)
     assert len(chosen) == 3 and chosen.tolist() == sorted(set(chosen.tolist()))
     assert set(chosen.tolist()) <= set(case.candidates.tolist())
-    features = FrameFeatures.of(case.embeddings)
-
-    def uncertainty_of(rows):
-        return FewShotLabeler().label(features, {int(r): case.truth[int(r)] for r in rows}).uncertainty
-
-    expected = suggest(3, case.candidates, case.embeddings.time_s, case.embeddings.embeddings, uncertainty_of)
-    assert chosen.tolist() == expected.tolist()
+    floor = labeler.labeler.config.floor
+    expected = suggest_frames(3, case.embeddings.time_s, case.embeddings.has_face, np.zeros(0, dtype=int),
+                              ErrorModel(floor.interval_power, floor.interval_min_distance_s),
+                              candidates=case.candidates)
+    assert chosen.tolist() == sorted(expected.tolist())
 
 
 # -- a real run on single_face.mp4 with the dev labels --------------------------------------------------------
