@@ -32,6 +32,7 @@ from .correction import (
     smooth_in_time,
 )
 from .errors import AnchorError, CheckpointError, ConfigError
+from .face_signals import SIGNALS, va_signals
 from .siamese import PairHeads, SupervisedHead
 
 METHODS = ("auto", "mtclar", "kernel", "sl", "interpolation", "hold-last")
@@ -66,6 +67,9 @@ class FloorConfig:
     min_segments: int = 3  # fewer anchor segments than this: default_weight
     segment_gap_s: float = 0.25  # anchors at most this far apart form one segment (held out together)
     smooth_s: float = 0.2  # Gaussian sd (s) of the time smoothing of the features the correction reads
+    # cold start: which face signal the (valence, arousal) correction reads, and its gain (model/face_signals.py)
+    signals: tuple[str, str] = ("circumplex", "intensity")
+    signal_gain: tuple[float, float] = (1.0, 0.1)  # intensity is ~10x the circumplex's spread (dev clips)
     margin: float = 0.0  # a weight > 0 must cut the held-out squared error by this share, else 0
     interval_quantile: float = 0.8
     default_interval_scale: tuple[float, float] = (0.25, 0.25)  # half-width = scale * bridge distance ** power
@@ -86,6 +90,9 @@ class LabelerConfig:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        unknown = [s for s in self.floor.signals if s not in SIGNALS]
+        if unknown or len(self.floor.signals) != 2:
+            raise ConfigError(f"floor.signals must name 2 of {', '.join(SIGNALS)}; got {self.floor.signals!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -287,8 +294,10 @@ class FewShotLabeler:
             return heads_delta
         if frames.expression_probs is None or not frames.expression_classes:
             return None
-        prior = smooth_in_time(np.nan_to_num(expected_va(frames.expression_probs, frames.expression_classes)),
-                               frames.has_face, frames.time_s, smooth)
+        config = self.config.floor
+        signal = va_signals(np.nan_to_num(frames.expression_probs), frames.expression_classes, config.signals,
+                            config.signal_gain)
+        prior = smooth_in_time(signal, frames.has_face, frames.time_s, smooth)
 
         def prior_delta(rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
             return prior[rows] - prior[face_anchor_rows[ids]]
