@@ -1,8 +1,9 @@
 """Few-shot labelling: per-frame V/A from a video's embeddings and a few labelled frames (anchors).
 
 Each predictor reads a predicted difference label(query) - label(anchor), either from the trained
-MT-CLAR heads (``mtclar``) or, before any V/A training, from the change of the expression-class prior
-(``kernel``, the cold start). The default strategy, ``floor``, is linear interpolation between the
+MT-CLAR heads (``mtclar``) or, before any V/A training, from the change of the expression net's class
+probabilities (``kernel``, the cold start: the class prior for the paper's strategies; for ``floor`` a signal
+per dimension, model/face_signals.py). The default strategy, ``floor``, is linear interpolation between the
 anchors plus a weighted correction (the time-weighted differences, read off time-smoothed features, to the two anchors
 around the frame), the weight chosen per video and dimension by leave-one-segment-out on its own
 anchors, with a calibrated 80% interval (model/correction.py). The paper's strategies
@@ -68,8 +69,8 @@ class FloorConfig:
     segment_gap_s: float = 0.25  # anchors at most this far apart form one segment (held out together)
     smooth_s: float = 0.2  # Gaussian sd (s) of the time smoothing of the features the correction reads
     # cold start: which face signal the (valence, arousal) correction reads, and its gain (model/face_signals.py)
-    signals: tuple[str, str] = ("circumplex", "intensity")
-    signal_gain: tuple[float, float] = (1.0, 0.1)  # intensity is ~10x the circumplex's spread (dev clips)
+    signals: tuple[str, str] = ("happiness", "intensity")
+    signal_gain: tuple[float, float] = (0.1, 0.1)  # log-odds spread ~10x the circumplex's (dev clips; flat 0.08-0.12)
     margin: float = 0.0  # a weight > 0 must cut the held-out squared error by this share, else 0
     interval_quantile: float = 0.8
     default_interval_scale: tuple[float, float] = (0.25, 0.25)  # half-width = scale * bridge distance ** power
