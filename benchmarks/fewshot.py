@@ -282,12 +282,14 @@ def json_summary(scores: dict, labeler: FewShotLabeler) -> dict:
 # -- tuning the fallback defaults (development clips only) --------------------------------------------------
 
 WEIGHTS = [(v, a) for v in (0.0, 0.25, 0.5, 0.75, 1.0) for a in (0.0, 0.25, 0.5)]
+GAINS = [(v, a) for v in (0.05, 0.1, 0.15) for a in (0.05, 0.1, 0.15)]  # gains of the face signals (V, A)
 INTERVALS = [(power, scale) for power in (0.25, 0.35, 0.5) for scale in (0.2, 0.25, 0.3)]
 
 
 def tune(labeler: FewShotLabeler, clips: list[Clip], limit: int) -> None:
-    """Fallback correction weight by mean CCC gain over interpolation, then the interval's power and default
-    scale by mean |coverage - 0.8|, all on the development clips (the other settings stay as configured)."""
+    """Fallback correction weight and the face signals' gains by mean CCC gain over interpolation, then the
+    interval's power and default scale by mean |coverage - 0.8|, all on the development clips (the other
+    settings stay as configured)."""
     dev = [c for c in clips if c.split == "dev"]
     assert dev, "no development clips"
     base = labeler.config
@@ -300,6 +302,15 @@ def tune(labeler: FewShotLabeler, clips: list[Clip], limit: int) -> None:
         results.append((float(np.mean(gains)), weight, first["ccc_v"], first["ccc_a"]))
     for gain, weight, fv, fa in sorted(results, reverse=True)[:5]:
         print(f"default_weight={weight}: mean CCC gain over interpolation {gain:+.4f}; first frame {fv:.3f}/{fa:.3f}")
+    results = []
+    for signal_gain in tqdm(GAINS, desc="tune signal gain", file=sys.stderr):
+        scores = _dev_scores(labeler, dev, limit, signal_gain=signal_gain)
+        gains = [scores[("dev", c, "model")][f"ccc_{d}"] - scores[("dev", c, "interpolation")][f"ccc_{d}"]
+                 for c in CONFIGS for d in "va"]
+        first = scores[("dev", "first frame", "model")]
+        results.append((float(np.mean(gains)), signal_gain, first["ccc_v"], first["ccc_a"]))
+    for gain, signal_gain, fv, fa in sorted(results, reverse=True)[:5]:
+        print(f"signal_gain={signal_gain}: mean CCC gain over interpolation {gain:+.4f}; first frame {fv:.3f}/{fa:.3f}")
     coverage = []
     for power, scale in tqdm(INTERVALS, desc="tune interval", file=sys.stderr):
         scores = _dev_scores(labeler, dev, limit, interval_power=power, default_interval_scale=(scale, scale))

@@ -1,8 +1,9 @@
 """Few-shot labelling: per-frame V/A from a video's embeddings and a few labelled frames (anchors).
 
 Each predictor reads a predicted difference label(query) - label(anchor), either from the trained
-MT-CLAR heads (``mtclar``) or, before any V/A training, from the change of the expression-class prior
-(``kernel``, the cold start). The default strategy, ``floor``, is linear interpolation between the
+MT-CLAR heads (``mtclar``) or, before any V/A training, from the change of the expression net's class
+probabilities (``kernel``, the cold start: the class prior for the paper's strategies; for ``floor`` a signal
+per dimension, model/face_signals.py). The default strategy, ``floor``, is linear interpolation between the
 anchors plus a weighted correction (the time-weighted differences, read off time-smoothed features, to the two anchors
 around the frame), the weight chosen per video and dimension by leave-one-segment-out on its own
 anchors, with a calibrated 80% interval (model/correction.py). The paper's strategies
@@ -32,6 +33,7 @@ from .correction import (
     smooth_in_time,
 )
 from .errors import AnchorError, CheckpointError, ConfigError
+from .face_signals import SIGNALS, va_signals
 from .siamese import PairHeads, SupervisedHead
 
 METHODS = ("auto", "mtclar", "kernel", "sl", "interpolation", "hold-last")
@@ -66,6 +68,9 @@ class FloorConfig:
     min_segments: int = 3  # fewer anchor segments than this: default_weight
     segment_gap_s: float = 0.25  # anchors at most this far apart form one segment (held out together)
     smooth_s: float = 0.2  # Gaussian sd (s) of the time smoothing of the features the correction reads
+    # cold start: which face signal the (valence, arousal) correction reads, and its gain (model/face_signals.py)
+    signals: tuple[str, str] = ("happiness", "intensity")
+    signal_gain: tuple[float, float] = (0.1, 0.1)  # log-odds spread ~10x the circumplex's (dev clips; flat 0.08-0.12)
     margin: float = 0.0  # a weight > 0 must cut the held-out squared error by this share, else 0
     interval_quantile: float = 0.8
     default_interval_scale: tuple[float, float] = (0.25, 0.25)  # half-width = scale * bridge distance ** power
@@ -86,6 +91,9 @@ class LabelerConfig:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        unknown = [s for s in self.floor.signals if s not in SIGNALS]
+        if unknown or len(self.floor.signals) != 2:
+            raise ConfigError(f"floor.signals must name 2 of {', '.join(SIGNALS)}; got {self.floor.signals!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -287,8 +295,10 @@ class FewShotLabeler:
             return heads_delta
         if frames.expression_probs is None or not frames.expression_classes:
             return None
-        prior = smooth_in_time(np.nan_to_num(expected_va(frames.expression_probs, frames.expression_classes)),
-                               frames.has_face, frames.time_s, smooth)
+        config = self.config.floor
+        signal = va_signals(np.nan_to_num(frames.expression_probs), frames.expression_classes, config.signals,
+                            config.signal_gain)
+        prior = smooth_in_time(signal, frames.has_face, frames.time_s, smooth)
 
         def prior_delta(rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
             return prior[rows] - prior[face_anchor_rows[ids]]

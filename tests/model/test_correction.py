@@ -25,6 +25,8 @@ def video(prior_valence: np.ndarray, has_face: np.ndarray | None = None) -> Fram
 
 
 def labeler(**floor) -> FewShotLabeler:
+    """The floor reading the circumplex prior at gain 1, which ``video`` builds to be the label change."""
+    floor = {"signals": ("circumplex", "circumplex"), "signal_gain": (1.0, 1.0), **floor}
     return FewShotLabeler(LabelerConfig(method="kernel", floor=FloorConfig(**floor)))
 
 
