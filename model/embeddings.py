@@ -119,6 +119,10 @@ class VideoEmbedder:
         self.cache = cache or EmbeddingCache(None)
         self.batch_size = batch_size
 
+    def cached(self, path: str | Path) -> VideoEmbeddings | None:
+        """The video's embeddings if the cache has them (the file is hashed, never decoded), else None."""
+        return self.cache.get(self.cache.path_for(content_id(path), self.encoder, self.pipeline))
+
     def embed_video(self, path: str | Path, show_progress: bool = False,
                     on_progress: ProgressCallback | None = None) -> VideoEmbeddings:
         video_id = content_id(path)

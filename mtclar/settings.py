@@ -35,6 +35,8 @@ ENV = {
     "max_tasks": "MTCLAR_MAX_TASKS",
     "max_frame": "MTCLAR_MAX_FRAME",
     "model_slots": "MTCLAR_MODEL_SLOTS",
+    "predict_budget_s": "MTCLAR_PREDICT_BUDGET_S",
+    "embed_workers": "MTCLAR_EMBED_WORKERS",
     "host": "HOST",
     "port": "PORT",
     "workers": "WORKERS",
@@ -44,8 +46,9 @@ ENV = {
 # set by torchrun for each process it starts; read here so that nothing else reads the environment
 TORCHRUN = {"world_size": "WORLD_SIZE", "rank": "RANK", "local_rank": "LOCAL_RANK",
             "local_world_size": "LOCAL_WORLD_SIZE"}
-INTEGERS = ("threads", "train_every", "max_tasks", "max_frame", "model_slots", "port", "workers", "http_threads")
-FLOATS = ("segment_tolerance", "finetune_min_improvement", "segments_per_second", "max_body_mb")
+INTEGERS = ("threads", "train_every", "max_tasks", "max_frame", "model_slots", "port", "workers", "http_threads",
+            "embed_workers")
+FLOATS = ("segment_tolerance", "finetune_min_improvement", "segments_per_second", "max_body_mb", "predict_budget_s")
 SECRETS = ("label_studio_api_key", "basic_auth_pass")
 
 
@@ -77,6 +80,10 @@ class Settings:
     max_tasks: int = 20_000  # tasks in one /predict (Label Studio sends every selected task at once)
     max_frame: int = 2_000_000  # largest frame number in a range or data.frame (~18 h at 30 fps)
     model_slots: int = 2  # requests doing model work at once; the others wait, /health never does
+    # a /predict answers within about this many seconds (Label Studio gives it 100 and stores nothing on a
+    # timeout): tasks whose video is still being embedded get no prediction now, and a new model version later
+    predict_budget_s: float = 20.0
+    embed_workers: int = 1  # videos embedded in the background at once (each takes a model slot)
     host: str = "0.0.0.0"  # mtclar serve
     port: int = 9090
     workers: int = 1  # gunicorn worker processes (each loads the model)
@@ -98,6 +105,7 @@ class Settings:
             if getattr(self, key) < 0:
                 raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be >= 0")
         for key in ("max_body_mb", "max_tasks", "max_frame", "model_slots", "segments_per_second", "workers",
+                    "predict_budget_s", "embed_workers",
                     "http_threads", "world_size", "local_world_size"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be > 0")

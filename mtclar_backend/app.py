@@ -90,6 +90,7 @@ def create_app(runtime: Runtime) -> Flask:
         if project is not None:
             out["model_version"] = runtime.model_version(project)
             out["training"] = runtime.jobs.state(project)
+            out["embedding"] = runtime.embeddings.progress(project)
         return jsonify(out)
 
     @app.post("/setup")
@@ -128,10 +129,11 @@ def create_app(runtime: Runtime) -> Flask:
     def metrics():
         project = project_arg()
         out = {"base_model": runtime.base.model_version, "uptime_s": round(time.time() - runtime.started, 1),
-               "predict_latency": runtime.latencies.summary(), "store": runtime.store.counts()}
+               "predict_latency": runtime.latencies.summary(), "store": runtime.store.counts(),
+               "embedding": runtime.embeddings.progress()}
         if project is not None:
             out.update(model_version=runtime.model_version(project), training=runtime.jobs.state(project),
-                       anchor_revision=runtime.store.revision(project))
+                       anchor_revision=runtime.store.revision(project), embedding=runtime.embeddings.progress(project))
         return jsonify(out)
 
     return app

@@ -36,7 +36,8 @@ class MediaResolver:
         self.api = api
         self.hosts = tuple(h.lower() for h in hosts)
 
-    def local_path(self, url: str, task_id: int | None = None) -> Path:
+    def local_path(self, url: str, task_id: int | None = None, download: bool = True) -> Path | None:
+        """The task's media as a local file; ``download=False``: None where that would need a download first."""
         where = f"task {task_id}: " if task_id is not None else ""
         if not isinstance(url, str) or not url.strip():
             raise MediaError(f"{where}no media URL in the task data")
@@ -58,11 +59,11 @@ class MediaResolver:
                 found = self._in_roots(relative, where)
                 if found is not None:
                     return found
-            return self._via_label_studio(url, parts, where)
+            return self._via_label_studio(url, parts, where, download)
         if scheme in ("http", "https"):
             host = (parts.hostname or "").lower()
             if host and host in self.hosts:
-                return self._fetch_public(url, where)
+                return self._fetch_public(url, where, download)
             known = f"Label Studio's origin {self.api.url}" if self.api is not None else "no Label Studio configured"
             raise MediaError(f"{where}{url}: not on Label Studio's origin ({known}) and host {host!r} is not in "
                              "MTCLAR_MEDIA_HOSTS")
@@ -93,7 +94,7 @@ class MediaResolver:
         suffix = PurePosixPath(unquote(name)).suffix
         return self.cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}{suffix[:8]}"
 
-    def _via_label_studio(self, url: str, parts, where: str) -> Path:
+    def _via_label_studio(self, url: str, parts, where: str, download: bool = True) -> Path | None:
         if self.api is None:
             raise MediaError(f"{where}{url}: the file is on Label Studio; set LABEL_STUDIO_URL and "
                              "LABEL_STUDIO_API_KEY (or share the folder and set MTCLAR_MEDIA_ROOTS)")
@@ -102,17 +103,21 @@ class MediaResolver:
         target = self._cached(parts.path + (f"?{parts.query}" if parts.query else ""))
         if target.is_file() and target.stat().st_size > 0:
             return target
+        if not download:
+            return None
         try:
             return self.api.download(path, target)
         except MediaError as error:
             raise MediaError(f"{where}{error}") from None
 
-    def _fetch_public(self, url: str, where: str) -> Path:
+    def _fetch_public(self, url: str, where: str, download: bool = True) -> Path | None:
         if origin(url) is None:
             raise MediaError(f"{where}{url}: not an http(s) URL")
         target = self._cached(url)
         if target.is_file() and target.stat().st_size > 0:
             return target
+        if not download:
+            return None
         try:
             with httpx.stream("GET", url, timeout=60, follow_redirects=False) as response:
                 if response.status_code != 200:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.errors import LabelConfigError, MediaError, MtclarError, PayloadError
 
 from .anchors import Span, expand
@@ -36,6 +37,7 @@ from .segments import merge_segments, merge_within_budget
 log = logging.getLogger(__name__)
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
+PENDING = object()  # a task whose video is still being embedded when the request's budget runs out
 
 
 @dataclass
@@ -89,6 +91,8 @@ class MTCLARModel:
     def _remember_task(self, task: Task) -> set[int]:
         read = self._read(task)
         self._remember(read)
+        if self._setup().mode == "video":  # embed before anyone asks
+            self.runtime.embeddings.submit(self.project_id, read.media)
         return {annotation.id for annotation, _ in read.annotations if annotation.id is not None}
 
     # -- reading and storing --------------------------------------------------------------------------
@@ -133,7 +137,17 @@ class MTCLARModel:
             self._remember(read)
         version = self.model_version
         if setup.mode == "video":
-            results = [self._predict_video(read, extra, version) for read in reads]
+            deadline = started + self.runtime.config.predict_budget_s
+            # the videos at hand come from the cache; every other one starts embedding now, in the background
+            ready = [self._ready_video(read) for read in reads]
+            results = [self._predict_video(read, extra, version, deadline, video)
+                       for read, video in zip(reads, ready, strict=True)]
+            pending = sum(r is PENDING for r in results)
+            if pending:
+                log.info("/predict: %d of %d tasks wait for their video's embeddings; a new model version "
+                         "follows when they are ready", pending, len(results))
+            results = [{"result": [], "score": 0.0, "model_version": version} if r is PENDING else r
+                       for r in results]
         else:
             results = self._predict_frames(reads, version)
         failed = [r for r in results if isinstance(r, MediaError)]
@@ -146,12 +160,24 @@ class MTCLARModel:
         self.runtime.latencies.record(setup.mode, len(tasks), time.perf_counter() - started)
         return {"results": out, "model_version": version}
 
-    def _predict_video(self, read: ReadTask, context: list[Span], version: str) -> dict | MediaError:
-        setup = self._setup()
+    def _ready_video(self, read: ReadTask) -> VideoEmbeddings | MediaError | None:
         try:
-            video = self.runtime.video_embeddings(read.media)
+            return self.runtime.embeddings.ready_or_submit(self.project_id, read.media)
         except MediaError as error:
             return error
+
+    def _predict_video(self, read: ReadTask, context: list[Span], version: str, deadline: float,
+                       video: VideoEmbeddings | MediaError | None) -> dict | MediaError | object:
+        setup = self._setup()
+        if isinstance(video, MediaError):
+            return video
+        if video is None:
+            try:
+                video = self.runtime.embeddings.wait(self.project_id, read.media, deadline - time.perf_counter())
+            except MediaError as error:
+                return error
+        if video is None:
+            return PENDING
         anchors = expand(self._spans(read) + ([context] if context else []), video.n_frames)
         if not anchors or not video.has_face.any():
             return {"result": [], "score": 0.0, "model_version": version}

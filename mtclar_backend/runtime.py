@@ -21,6 +21,7 @@ from mtclar.model.labeling import VideoLabeler
 from mtclar.settings import Settings
 
 from .backfill import Backfills
+from .embedding_queue import EmbeddingQueue
 from .finetune_job import finetune_project_job
 from .jobs import TrainingJobs
 from .ls_api import LabelStudioAPI, origin
@@ -62,6 +63,8 @@ class Runtime:
         self.jobs = TrainingJobs(self.store, lambda project, progress: finetune_project_job(self, project, progress),
                                  config.redis_url, "mtclar_backend.worker.run_job")
         self.latencies = LatencyStats()
+        self.embeddings = EmbeddingQueue(self.video_embeddings, self.ready_embeddings, self.store.bump_revision,
+                                         config.embed_workers)
         self.started = time.time()
 
     # -- models ---------------------------------------------------------------------------------------
@@ -118,6 +121,11 @@ class Runtime:
     def video_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
         path = self.media.local_path(media.url, media.task_id)
         return self._embed_once(path, self.base.embed)
+
+    def ready_embeddings(self, media: TaskMedia) -> VideoEmbeddings | None:
+        """The video's embeddings when they need neither a download nor a decode, else None."""
+        path = self.media.local_path(media.url, media.task_id, download=False)
+        return self.base.embedder.cached(path) if path is not None else None
 
     def image_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
         """One frame image as a one-row sequence (cached per image content)."""

@@ -30,6 +30,7 @@ class Store(Protocol):
     def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None: ...
     def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]: ...
     def revision(self, project: int) -> int: ...
+    def bump_revision(self, project: int) -> None: ...
     def get_state(self, project: int, key: str) -> dict | None: ...
     def set_state(self, project: int, key: str, value: dict) -> None: ...
     def counts(self) -> dict: ...
@@ -65,6 +66,11 @@ class SQLiteStore:
                     yield db
             finally:
                 db.close()
+
+    def bump_revision(self, project: int) -> None:
+        """Something new to predict from (a video's embeddings became ready): a new model version."""
+        with self._db() as db:
+            self._bump(db, project)
 
     @staticmethod
     def _bump(db: sqlite3.Connection, project: int) -> None:
@@ -198,6 +204,9 @@ class RedisStore:
 
     def revision(self, project: int) -> int:
         return int(self.redis.get(self._key(project, "revision")) or 0)
+
+    def bump_revision(self, project: int) -> None:
+        self.redis.incr(self._key(project, "revision"))
 
     def get_state(self, project: int, key: str) -> dict | None:
         raw = self.redis.get(self._key(project, "state", key))

@@ -1,0 +1,70 @@
+"""/predict answers within its time budget: a video that is not embedded yet is embedded in the background,
+and a new model version tells Label Studio to ask again."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import pytest
+
+from mtclar.settings import Settings
+from mtclar_backend.app import create_app
+from mtclar_backend.label_configs import VIDEO
+from mtclar_backend.ls_format import parse_label_config, timeline_region
+from mtclar_backend.runtime import Runtime
+
+pytestmark = pytest.mark.slow  # embeds a real clip
+
+region = partial(timeline_region, parse_label_config(VIDEO))  # (id, start, end, valence, arousal)
+TASK = {"id": 31, "data": {"video": "/data/local-files/?d=videos/single_face.mp4"},
+        "annotations": [{"id": 310, "result": region("a", 1, 3, -0.2, 0.1) + region("b", 60, 62, 0.5, 0.3)}]}
+
+
+def wait_for_embedding(client, project: int, timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress = client.get(f"/health?project={project}").get_json()["embedding"]
+        if progress.get("done") or progress.get("failed"):
+            return progress
+        time.sleep(0.2)
+    raise AssertionError(f"the video was not embedded within {timeout} s")
+
+
+def test_a_video_not_yet_embedded_is_answered_later_with_a_new_model_version(tmp_path, shared_dir):
+    settings = Settings(model_dir=tmp_path / "model", cache_dir=tmp_path / "fresh-cache",
+                        media_roots=(shared_dir / "data",), predict_budget_s=0.01)
+    client = create_app(Runtime(settings)).test_client()
+    body = {"tasks": [TASK], "project": "4.1700000000", "label_config": VIDEO}
+
+    started = time.perf_counter()
+    first = client.post("/predict", json=body).get_json()
+    assert time.perf_counter() - started < 5  # the request did not wait for the embedding
+    assert first["results"][0]["result"] == []  # nothing yet, and nothing wrong
+
+    assert wait_for_embedding(client, 4) == {"queued": 1, "done": 1}
+    version = client.get("/health?project=4").get_json()["model_version"]
+    assert version != first["model_version"]  # Label Studio asks again for every task of the project
+
+    second = client.post("/predict", json=body).get_json()
+    assert second["model_version"] == version
+    assert len(second["results"][0]["result"]) > 0
+    assert client.get("/metrics").get_json()["embedding"]["done"] == 1
+
+
+def test_embeddings_at_hand_are_answered_even_with_a_zero_budget(tmp_path, shared_dir):
+    settings = Settings(model_dir=tmp_path / "model", cache_dir=tmp_path / "cache",
+                        media_roots=(shared_dir / "data",), predict_budget_s=0.01)
+    runtime = Runtime(settings)
+    client = create_app(runtime).test_client()
+    runtime.video_embeddings(runtime_media(runtime))  # embedded beforehand: the cache has it
+    result = client.post("/predict", json={"tasks": [TASK], "project": "6.1", "label_config": VIDEO}).get_json()
+    assert len(result["results"][0]["result"]) > 0
+    assert client.get("/health?project=6").get_json()["embedding"] == {}  # nothing had to be queued
+
+
+def runtime_media(runtime: Runtime):
+    from mtclar_backend.ls_format import read_task
+    from mtclar_backend.payload import Task
+
+    return read_task(parse_label_config(VIDEO), Task.model_validate(TASK), runtime.config.max_frame)
