@@ -121,7 +121,10 @@ class VideoEmbedder:
 
     def cached(self, path: str | Path) -> VideoEmbeddings | None:
         """The video's embeddings if the cache has them (the file is hashed, never decoded), else None."""
-        return self.cache.get(self.cache.path_for(content_id(path), self.encoder, self.pipeline))
+        return self.cache.get(self.cache_path(path))
+
+    def cache_path(self, path: str | Path) -> Path | None:
+        return self.cache.path_for(content_id(path), self.encoder, self.pipeline)
 
     def embed_video(self, path: str | Path, show_progress: bool = False,
                     on_progress: ProgressCallback | None = None) -> VideoEmbeddings:

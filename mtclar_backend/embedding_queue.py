@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.errors import MediaError
 
 from .ls_format import TaskMedia
 
@@ -24,14 +25,26 @@ log = logging.getLogger(__name__)
 
 class EmbeddingQueue:
     def __init__(self, embed: Callable[[TaskMedia], VideoEmbeddings],
-                 ready: Callable[[TaskMedia], VideoEmbeddings | None], on_ready: Callable[[int], None],
-                 workers: int = 1):
-        self._embed, self._ready, self._on_ready = embed, ready, on_ready
+                 ready: Callable[[TaskMedia], VideoEmbeddings | None], cached: Callable[[TaskMedia], bool],
+                 on_ready: Callable[[int], None], workers: int = 1):
+        self._embed, self._ready, self._cached, self._on_ready = embed, ready, cached, on_ready
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mtclar-embed")
         self._lock = threading.Lock()
         self._running: dict[str, Future] = {}  # media URL -> its embedding, while it is queued or running
         self._waiting: dict[str, set[int]] = {}  # media URL -> projects whose request gave up waiting for it
         self._counts: dict[int, Counter] = {}
+
+    def queue(self, project: int | None, media: TaskMedia) -> None:
+        """Embed ``media``'s video in the background unless the cache has it (a webhook or the setup backfill
+        learnt of its task: it is ready before anyone asks for predictions). A task whose media cannot be
+        resolved is left alone: its /predict reports why."""
+        try:
+            cached = self._cached(media)
+        except MediaError as error:
+            log.debug("not queued: %s", error)
+            return
+        if not cached:
+            self.submit(project, media)
 
     def ready_or_submit(self, project: int | None, media: TaskMedia) -> VideoEmbeddings | None:
         """The embeddings if they are at hand (cached, no download), else None with the video queued."""

@@ -91,8 +91,6 @@ class MTCLARModel:
     def _remember_task(self, task: Task) -> set[int]:
         read = self._read(task)
         self._remember(read)
-        if self._setup().mode == "video":  # embed before anyone asks
-            self.runtime.embeddings.submit(self.project_id, read.media)
         return {annotation.id for annotation, _ in read.annotations if annotation.id is not None}
 
     # -- reading and storing --------------------------------------------------------------------------
@@ -105,11 +103,14 @@ class MTCLARModel:
                        for k, annotation in enumerate(task.annotations) if annotation.usable]
         return ReadTask(task, media, annotations)
 
-    def _remember(self, read: ReadTask) -> bool:
-        """Store a read task and its annotations' anchors (when the project is known). True if anchors changed."""
+    def _remember(self, read: ReadTask, embed: bool = True) -> bool:
+        """Store a read task and its annotations' anchors (when the project is known). True if anchors changed.
+        ``embed``: queue the task's video for embedding now, before anyone asks for its predictions."""
         if self.project_id is None:
             return False
         media = read.media
+        if embed and self._setup().mode == "video":
+            self.runtime.embeddings.queue(self.project_id, media)
         self.store.set_task(self.project_id, media.task_id, media.video_key, media.frame, media.to_dict())
         changed = False
         for annotation, spans in read.annotations:
@@ -134,7 +135,7 @@ class MTCLARModel:
             if context is not None and context.result and setup.mode == "video" else []
         self.remember_setup()
         for read in reads:
-            self._remember(read)
+            self._remember(read, embed=False)  # predict queues what it needs itself
         version = self.model_version
         if setup.mode == "video":
             deadline = started + self.runtime.config.predict_budget_s

@@ -63,8 +63,8 @@ class Runtime:
         self.jobs = TrainingJobs(self.store, lambda project, progress: finetune_project_job(self, project, progress),
                                  config.redis_url, "mtclar_backend.worker.run_job")
         self.latencies = LatencyStats()
-        self.embeddings = EmbeddingQueue(self.video_embeddings, self.ready_embeddings, self.store.bump_revision,
-                                         config.embed_workers)
+        self.embeddings = EmbeddingQueue(self.video_embeddings, self.ready_embeddings, self.has_embeddings,
+                                         self.store.bump_revision, config.embed_workers)
         self.started = time.time()
 
     # -- models ---------------------------------------------------------------------------------------
@@ -121,6 +121,12 @@ class Runtime:
     def video_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
         path = self.media.local_path(media.url, media.task_id)
         return self._embed_once(path, self.base.embed)
+
+    def has_embeddings(self, media: TaskMedia) -> bool:
+        """Whether the cache holds the video's embeddings (a stat, no download, no decode)."""
+        path = self.media.local_path(media.url, media.task_id, download=False)
+        cached = self.base.embedder.cache_path(path) if path is not None else None
+        return cached is not None and cached.is_file()
 
     def ready_embeddings(self, media: TaskMedia) -> VideoEmbeddings | None:
         """The video's embeddings when they need neither a download nor a decode, else None."""
