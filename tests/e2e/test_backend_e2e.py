@@ -35,8 +35,8 @@ N_FRAMES = 472
 class Backend:
     """`mtclar serve` on a free port; restartable on the same model dir."""
 
-    def __init__(self, server: LabelStudioServer, work: Path):
-        self.server, self.work = server, work
+    def __init__(self, server: LabelStudioServer, work: Path, env: dict[str, str] | None = None):
+        self.server, self.work, self.extra_env = server, work, env or {}
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -49,7 +49,7 @@ class Backend:
                "MTCLAR_MEDIA_ROOTS": str(self.server.document_root), "LABEL_STUDIO_URL": self.server.url,
                "LABEL_STUDIO_API_KEY": self.server.token,
                # accept any fine-tune, so that the test sees training change the served version every time
-               "MTCLAR_FINETUNE_MIN_IMPROVEMENT": "-10"}
+               "MTCLAR_FINETUNE_MIN_IMPROVEMENT": "-10", **self.extra_env}
         self.log = open(self.work / "backend.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen([sys.executable, "-m", "mtclar.cli", "serve", "--host", "127.0.0.1",
                                          "--port", str(self.port)], env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -77,6 +77,9 @@ class Backend:
 
     def metrics(self, project: int) -> dict:
         return httpx.get(f"{self.url}/metrics", params={"project": project}, timeout=10).json()
+
+    def health(self, project: int) -> dict:
+        return httpx.get(f"{self.url}/health", params={"project": project}, timeout=2).json()
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +294,39 @@ def test_import_command(label_studio, backend, capsys):
     outside = main(["import", "--ls-url", server.url, "--api-key", server.token, "--project", str(project),
                     str(SHARED_VIDEOS / "single_face.mp4"), "--document-root", str(server.document_root)])
     assert outside == 2 and "not under the document root" in capsys.readouterr().err
+
+
+def test_predictions_within_the_budget_reach_every_task(label_studio, api, tmp_path_factory):
+    """A backend with a tiny /predict budget: Label Studio never waits for an embedding, and once the videos are
+    embedded (queued by the /setup backfill) a new model version makes every task get its prediction."""
+    server, client = label_studio
+    backend = Backend(server, tmp_path_factory.mktemp("budget-backend"), {"MTCLAR_PREDICT_BUDGET_S": "0.05"}).start()
+    try:
+        folder = server.document_root / "budget-videos"
+        folder.mkdir(exist_ok=True)
+        videos = [Path(shutil.copy2(SHARED_VIDEOS / name, folder)) for name in ("WolfgangLanger_Pexels.mp4",
+                                                                                "single_face.mp4")]
+        project = client.create_project("mtclar predict budget", VIDEO)["id"]
+        importer = Importer(api, project, "video")
+        items = plan_items(videos, "video")
+        tasks = importer.create_tasks(items, importer.urls_local(items, server.document_root))
+        for task in tasks:  # labelled before the backend is connected: it learns of them from the backfill
+            client.create_annotation(task, segment("a", 1, 3, -0.3, 0.1) + segment("b", 60, 62, 0.4, 0.3))
+        client.connect_ml_backend(project, backend.url)
+
+        started = time.monotonic()
+        client.retrieve_predictions(project)
+        first = time.monotonic() - started
+        empty = sum(not p["result"] for ps in predictions_of(client, project).values() for p in ps)
+        print(f"\n[e2e] budget 0.05 s: first Retrieve predictions {first:.1f} s, {empty} of {len(tasks)} tasks "
+              "still embedding")
+        assert first < 30
+        wait_for(lambda: backend.health(project)["embedding"].get("done", 0) >= len(tasks), 300,
+                 "the background embeddings", step=0.5)
+        version = backend.metrics(project)["model_version"]
+        client.retrieve_predictions(project)
+        predictions = predictions_of(client, project)
+        for task in tasks:
+            assert any(p["model_version"] == version and p["result"] for p in predictions[task]), predictions[task]
+    finally:
+        backend.stop()
