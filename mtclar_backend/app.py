@@ -1,4 +1,5 @@
-"""The ML-backend HTTP protocol Label Studio speaks: /health, /setup, /predict, /webhook, /metrics.
+"""The ML-backend HTTP protocol Label Studio speaks: /health, /setup, /predict, /webhook, /versions, /job_status,
+/metrics.
 
 Every body goes through ``payload`` (the validation edge) before anything else sees it; the backend's own
 errors map to 4xx with their message, and only bugs become 500s.
@@ -27,7 +28,7 @@ from mtclar.model.errors import (
 
 from . import __version__
 from .model import MTCLARModel
-from .payload import PredictRequest, ProjectId, SetupRequest, WebhookRequest, parse, read_json
+from .payload import JobStatusRequest, PredictRequest, ProjectId, SetupRequest, WebhookRequest, parse, read_json
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,23 @@ def create_app(runtime: Runtime) -> Flask:
         result = model.fit(action, data)
         return jsonify({"status": "ok", "action": action, "seconds": round(time.perf_counter() - started, 3),
                         **result}), 201
+
+    @app.get("/versions")
+    def versions():
+        """The model versions this backend can serve: the base model and the project's kept fine-tunes."""
+        project = project_arg()
+        return jsonify({"versions": runtime.model_versions(project),
+                        **({"model_version": runtime.model_version(project)} if project is not None else {})})
+
+    @app.post("/job_status")
+    def job_status():
+        """A training job's status, as Label Studio follows it (the ``job`` a Train webhook answered with)."""
+        data = parse(JobStatusRequest, body())
+        status = runtime.jobs.job_status(data.job)
+        if status is None:  # Label Studio reads 410 as "removed"
+            return jsonify({"status": "error", "error": "Gone",
+                            "message": f"job {data.job[:80]!r} is unknown or was replaced by a later one"}), 410
+        return jsonify(status)
 
     @app.get("/metrics")
     def metrics():

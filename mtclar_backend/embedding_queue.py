@@ -2,8 +2,8 @@
 
 A task's video is queued as soon as the backend learns of it (the setup backfill, a first /predict). A
 /predict waits for a queued video only until its deadline; a task whose video is not ready gets no
-prediction this time, and when the video is ready the project's revision bumps: the model version changes
-and Label Studio asks again (the answer then comes from the cache).
+prediction this time, and once none of the project's videos is left in the queue its revision bumps: the
+model version changes and Label Studio asks again for every task (the answers then come from the cache).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class EmbeddingQueue:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mtclar-embed")
         self._lock = threading.Lock()
         self._running: dict[str, Future] = {}  # media URL -> its embedding, while it is queued or running
-        self._waiting: dict[str, set[int]] = {}  # media URL -> projects whose request gave up waiting for it
+        self._owners: dict[str, set[int]] = {}  # media URL -> the projects that asked for it
+        self._in_flight: Counter = Counter()  # project -> its videos in the queue
+        self._gave_up: set[int] = set()  # projects a request answered without some of their videos
         self._counts: dict[int, Counter] = {}
 
     def queue(self, project: int | None, media: TaskMedia) -> None:
@@ -60,20 +62,26 @@ class EmbeddingQueue:
             if future is None:
                 future = self._pool.submit(self._embed, media)
                 self._running[media.url] = future
+                self._owners[media.url] = set()
+                future.add_done_callback(lambda done, url=media.url: self._finished(url, done))
+            if project is not None and project not in self._owners[media.url]:
+                self._owners[media.url].add(project)
+                self._in_flight[project] += 1
                 self._count(project, "queued")
-                future.add_done_callback(lambda done, url=media.url, p=project: self._finished(url, p, done))
             return future
 
     def wait(self, project: int | None, media: TaskMedia, timeout: float) -> VideoEmbeddings | None:
-        """The video's embeddings if they are ready within ``timeout`` seconds, else None (they keep coming).
-        Errors of the embedding (a missing or broken file) are raised."""
+        """The video's embeddings if they are ready within ``timeout`` seconds, else None (they keep coming,
+        and the project's revision bumps once none of its videos is left in the queue). Errors of the
+        embedding (a missing or broken file) are raised."""
         future = self.submit(project, media)
         try:
             return future.result(timeout=max(0.0, timeout))
         except FutureTimeout:
             with self._lock:
                 if not future.done():
-                    self._waiting.setdefault(media.url, set()).add(project)
+                    if project is not None:
+                        self._gave_up.add(project)
                     return None
             return future.result()
 
@@ -93,13 +101,19 @@ class EmbeddingQueue:
         if project is not None:
             self._counts.setdefault(project, Counter())[key] += 1
 
-    def _finished(self, url: str, project: int | None, future: Future) -> None:
+    def _finished(self, url: str, future: Future) -> None:
+        failed = future.cancelled() or future.exception() is not None
+        drained = []
         with self._lock:
             self._running.pop(url, None)
-            waiting = self._waiting.pop(url, set())
-            failed = future.cancelled() or future.exception() is not None
-            self._count(project, "failed" if failed else "done")
+            for project in self._owners.pop(url, set()):
+                self._count(project, "failed" if failed else "done")
+                self._in_flight[project] -= 1
+                if self._in_flight[project] <= 0 and project in self._gave_up:
+                    self._gave_up.discard(project)
+                    drained.append(project)
         if failed and not future.cancelled():
             log.warning("embedding %s failed: %s", url[:200], future.exception())
-        for waiter in waiting - {None}:
-            self._on_ready(waiter)  # a request gave up on it: a new model version makes Label Studio ask again
+        for project in drained:
+            # a request gave up on some of them: one new model version makes Label Studio ask again for all
+            self._on_ready(project)

@@ -94,7 +94,7 @@ class TrainingJobs:
             current = self.state(project)
             if current.get("status") in ACTIVE:
                 return {**current, "note": "a fine-tune of this project is already queued or running"}
-            job = uuid.uuid4().hex
+            job = f"{project}-{uuid.uuid4().hex}"  # the project it belongs to, for /job_status
             self.store.set_state(project, "training", {"status": "queued", "reason": reason, "queued": utc_now(),
                                                        "progress": 0.0, "job": job})
             if self.redis_url and self.rq_target:
@@ -139,6 +139,18 @@ class TrainingJobs:
         else:
             self._set(project, status="done", finished=utc_now(), progress=1.0, **outcome)
         return self.state(project)
+
+    def job_status(self, job: str) -> dict | None:
+        """Label Studio's view of a training job (``/job_status``): None when the job is unknown or was
+        replaced by a later one."""
+        project, _, _ = job.partition("-")
+        if not project.isdigit():
+            return None
+        state = self.state(int(project))
+        if state.get("job") != job:
+            return None
+        status = {"queued": "queued", "running": "started", "done": "finished"}.get(state.get("status"), "failed")
+        return {"job_status": status, "project": int(project), **state}
 
     def wait(self, project: int, timeout: float | None = None) -> dict:
         thread = self._threads.get(project)

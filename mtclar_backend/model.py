@@ -246,7 +246,8 @@ class MTCLARModel:
         if project is None:
             raise PayloadError(f"project: {event} needs the project ({{'id': N}})")
         if event == "START_TRAINING":
-            return {"training": self.runtime.jobs.start(project, "requested")}
+            state = self.runtime.jobs.start(project, "requested")
+            return {"training": state, "job": state.get("job")}  # Label Studio follows it through /job_status
         if event in DELETE_EVENTS:
             ids = [a.id for a in data.annotations or []] + ([data.annotation.id] if data.annotation and
                                                             data.annotation.id is not None else [])

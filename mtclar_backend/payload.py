@@ -118,6 +118,10 @@ def _project_object(value: Any) -> Any:
     return value
 
 
+class JobStatusRequest(_Model):
+    job: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
 class WebhookRequest(_Model):
     action: StrictStr
     project: Annotated[WebhookProject | None, BeforeValidator(_project_object)] = None

@@ -86,6 +86,13 @@ class Runtime:
         name = self.labeler(project).model_version
         return f"{name}.r{self.store.revision(project)}" if project is not None else name
 
+    def model_versions(self, project: int | None) -> list[str]:
+        """The base model's name, then the kept fine-tunes of ``project`` (of every project when None)."""
+        projects = self.config.model_dir / "projects"
+        pattern = f"{project}/checkpoints/*/config.json" if project is not None else "*/checkpoints/*/config.json"
+        names = sorted({path.parent.name for path in projects.glob(pattern)}) if projects.is_dir() else []
+        return [self.base.model_version, *names]
+
     def api_for_setup(self, hostname: str | None, access_token: str | None) -> LabelStudioAPI | None:
         """The API client for a /setup call. The backend only ever talks to LABEL_STUDIO_URL: a /setup naming
         another server is ignored; one naming exactly that origin may lend its token when none is configured."""

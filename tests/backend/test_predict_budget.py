@@ -52,6 +52,24 @@ def test_a_video_not_yet_embedded_is_answered_later_with_a_new_model_version(tmp
     assert client.get("/metrics").get_json()["embedding"]["done"] == 1
 
 
+def test_the_version_changes_once_the_last_queued_video_is_ready(tmp_path, shared_dir):
+    settings = Settings(model_dir=tmp_path / "model", cache_dir=tmp_path / "fresh-cache",
+                        media_roots=(shared_dir / "data",), predict_budget_s=0.01)
+    runtime = Runtime(settings)
+    client = create_app(runtime).test_client()
+    other = {**TASK, "id": 32, "data": {"video": "/data/local-files/?d=videos/no_face.mp4"}, "annotations": []}
+    body = {"tasks": [TASK, other], "project": "8.1700000000", "label_config": VIDEO}
+    first = client.post("/predict", json=body).get_json()
+    assert [r["result"] for r in first["results"]] == [[], []]
+    before = runtime.store.revision(8)  # the request stored the task's anchors
+    deadline = time.monotonic() + 180
+    while client.get("/health?project=8").get_json()["embedding"].get("done", 0) < 2:
+        assert time.monotonic() < deadline, "the videos were not embedded"
+        time.sleep(0.2)
+    time.sleep(0.2)
+    assert runtime.store.revision(8) == before + 1  # one new version for the whole queue, not one per video
+
+
 def test_embeddings_at_hand_are_answered_even_with_a_zero_budget(tmp_path, shared_dir):
     settings = Settings(model_dir=tmp_path / "model", cache_dir=tmp_path / "cache",
                         media_roots=(shared_dir / "data",), predict_budget_s=0.01)

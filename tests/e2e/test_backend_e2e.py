@@ -196,6 +196,13 @@ def test_video_mode_loop(label_studio, backend, video_project):
     client.retrieve_predictions(project)
     assert any(p["model_version"] == trained for p in predictions_of(client, project)[task])
 
+    # Label Studio lists the model versions through the backend's /versions, and the Train webhook answered
+    # with the job it now follows through /job_status
+    listed = client._json("GET", f"/api/ml/{ml}/versions")["versions"]
+    assert listed[0] == before.split(".r")[0] and trained.split(".r")[0] in listed, listed
+    status = httpx.post(f"{backend.url}/job_status", json={"job": state["job"]}, timeout=10).json()
+    assert status["job_status"] == "finished" and status["kept_new"], status
+
     # restart: the anchors (and the trained model) come back from the backend's own store
     revision = backend.metrics(project)["anchor_revision"]
     backend.stop()
