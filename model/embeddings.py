@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .encoders.base import FaceEncoder
 from .face.pipeline import FacePipeline, TrackedBatch
 from .files import atomic_write
-from .video import VideoInfo, content_id, iter_image_batches, read_header, read_image, sequence_content_id
+from .video import VideoInfo, content_id, iter_image_batches, open_video, read_image, sequence_content_id
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,8 @@ class VideoEmbedder:
         if cached is not None:  # the file is hashed, never opened as a video
             log.debug("embeddings of %s from cache %s", path, cache_path)
             return cached
-        header = read_header(path)
-        tracked = self.pipeline.track_video(path, self.encoder.input_size, self.batch_size, header.fps)
+        header, batches = open_video(path, self.batch_size)  # the one opening of the file as a video
+        tracked = self.pipeline.track_opened(header, batches, self.encoder.input_size)
         rows = self._embed(tracked, header.declared_frames, Path(path).name, show_progress, on_progress)
         info = VideoInfo(str(path), len(rows["has_face"]), header.fps, header.width, header.height, video_id)
         return self._finish(info, rows, cache_path)

@@ -107,13 +107,26 @@ def probe_video(path: str | Path) -> VideoInfo:
     return VideoInfo(str(path), n, header.fps, header.width, header.height, content_id(path))
 
 
+def open_video(path: str | Path, batch_size: int = 16) -> tuple[VideoHeader, Iterator[FrameBatch]]:
+    """The header and the decoded frames (RGB batches, in order) from one opening of the file."""
+    cap = _open(path)
+    try:
+        header = _header(cap, path)
+    except BaseException:
+        cap.release()
+        raise
+    return header, _batches(cap, path, batch_size)
+
+
 def iter_frames(path: str | Path, batch_size: int = 16) -> Iterator[FrameBatch]:
     """Decode a whole video in order, as RGB batches."""
-    cap = _open(path)
+    return open_video(path, batch_size)[1]
+
+
+def _batches(cap: cv2.VideoCapture, path: str | Path, batch_size: int) -> Iterator[FrameBatch]:
     index = 0
     frames: list[np.ndarray] = []
     try:
-        _fps(cap, path)
         while True:
             ok, bgr = cap.read()
             if not ok:

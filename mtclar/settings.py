@@ -117,6 +117,18 @@ class Settings:
                  for f in fields(self)}
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
+    def environment(self) -> dict[str, str]:
+        """This process's environment with these settings written in: what makes ``from_env`` in a child
+        process (a gunicorn worker) give them back."""
+        env = dict(os.environ)
+        for key, name in ENV.items():
+            value = getattr(self, key)
+            if value is None:
+                continue
+            env[name] = os.pathsep.join(map(str, value)) if key == "media_roots" else \
+                ",".join(value) if key == "media_hosts" else str(value)
+        return env
+
     def with_overrides(self, **values) -> Settings:
         """These settings with the given values where they are not None (command-line options over the env)."""
         return replace(self, **{key: value for key, value in values.items() if value is not None})

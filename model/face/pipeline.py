@@ -10,7 +10,7 @@ import numpy as np
 
 from ..config_io import from_dict
 from ..errors import ConfigError
-from ..video import FrameBatch, iter_frames, read_header
+from ..video import FrameBatch, VideoHeader, open_video
 from .align import AlignConfig, align_face
 from .detector import DetectorConfig, Face, RetinaFaceDetector
 from .tracking import PersonTracker, TrackerConfig
@@ -51,10 +51,14 @@ class FacePipeline:
         self.config = config
         self.detector = detector or RetinaFaceDetector(config.detector)
 
-    def track_video(self, path: str | Path, crop_size: int, batch_size: int = 16,
-                    fps: float | None = None) -> Iterator[TrackedBatch]:
-        """Decode, detect and align a whole video in one pass (``fps``: the caller has read the header)."""
-        return self.track(iter_frames(path, batch_size), fps or read_header(path).fps, crop_size)
+    def track_video(self, path: str | Path, crop_size: int, batch_size: int = 16) -> Iterator[TrackedBatch]:
+        """Decode, detect and align a whole video in one pass."""
+        return self.track_opened(*open_video(path, batch_size), crop_size)
+
+    def track_opened(self, header: VideoHeader, batches: Iterable[FrameBatch],
+                     crop_size: int) -> Iterator[TrackedBatch]:
+        """``track`` over a video opened by ``open_video`` (the caller keeps its header)."""
+        return self.track(batches, header.fps, crop_size)
 
     def track(self, batches: Iterable[FrameBatch], fps: float, crop_size: int) -> Iterator[TrackedBatch]:
         """Follow the labelled person through batches of consecutive frames (a video or an image sequence)."""

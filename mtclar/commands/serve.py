@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from mtclar.settings import Settings
@@ -34,33 +36,24 @@ def config_from(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    import logging
-
-    from mtclar_backend.app import create_app
-    from mtclar_backend.runtime import Runtime
-
     config = config_from(args, settings)
-    logging.getLogger().setLevel(logging.INFO)
     if args.dev:
+        import logging
+
+        from mtclar_backend.app import create_app
+        from mtclar_backend.runtime import Runtime
+
+        logging.getLogger().setLevel(logging.INFO)
         create_app(Runtime(config)).run(host=args.host, port=args.port, threaded=True)
         return 0
-
-    from gunicorn.app.base import BaseApplication
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "mtclar_backend.http_worker.HealthLaneWorker")
-            self.cfg.set("threads", args.http_threads)
-            self.cfg.set("timeout", 600)  # a first predict on a long video embeds every frame
-            self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("accesslog", "-")
-
-        def load(self):
-            return create_app(Runtime(config))
-
     print(f"mtclar backend on http://{args.host}:{args.port} (model dir {config.model_dir.resolve()}, "
           f"store {'redis' if config.redis_url else 'sqlite'})", flush=True)
-    Server().run()
-    return 0
+    # gunicorn in this process's place: its master stays small (it never imports the model; each worker
+    # builds the settings from the environment, with this command's options written into it)
+    os.execve(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",
+                               "--workers", str(args.workers), "--threads", str(args.http_threads),
+                               "--worker-class", "mtclar_backend.http_worker.HealthLaneWorker",
+                               "--timeout", "600",  # a first predict on a long video embeds every frame
+                               "--graceful-timeout", "10", "--access-logfile", "-", "mtclar_backend.wsgi:app"],
+              config.environment())
+    return 0  # not reached

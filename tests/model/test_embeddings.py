@@ -23,8 +23,8 @@ def test_video_embeddings_are_cached_and_reused(face_pipeline, encoder, videos, 
     def decode_again(*args, **kwargs):
         raise AssertionError("a cached video was decoded again")
 
-    monkeypatch.setattr(face_pipeline, "track_video", decode_again)
-    monkeypatch.setattr("mtclar.model.embeddings.read_header", decode_again)  # not even opened
+    monkeypatch.setattr(face_pipeline, "track_opened", decode_again)
+    monkeypatch.setattr("mtclar.model.embeddings.open_video", decode_again)  # not even opened
     second = VideoEmbedder(face_pipeline, encoder, cache).embed_video(videos / "face_noface.mov")
     np.testing.assert_array_equal(second.embeddings, first.embeddings)
     assert second.info == first.info
