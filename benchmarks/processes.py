@@ -30,3 +30,15 @@ def rss_mb(pid: int, with_children: bool = False) -> float:
         except OSError:
             continue
     return total / 1024 if seen else float("nan")
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size in MB: shared pages split between the processes that share them, so the PSS of
+    a gunicorn master and its workers adds up to what the server really holds."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")

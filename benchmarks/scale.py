@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.processes import children, rss_mb  # noqa: E402
+from benchmarks.processes import children, pss_mb, rss_mb  # noqa: E402
 from mtclar_backend.importer import Importer, plan_items  # noqa: E402
 from mtclar_backend.label_configs import VIDEO  # noqa: E402
 from mtclar_backend.ls_api import LabelStudioAPI  # noqa: E402
@@ -93,6 +93,10 @@ class Backend:
         """(gunicorn master, its workers) RSS in MB; `mtclar serve` runs gunicorn in its own process."""
         return rss_mb(self.process.pid), sum(rss_mb(p) for p in children(self.process.pid))
 
+    def pss(self) -> float:
+        """Master + workers, PSS in MB (what the whole server holds)."""
+        return pss_mb(self.process.pid) + sum(pss_mb(p) for p in children(self.process.pid))
+
     def get(self, path: str, **params) -> dict:
         return httpx.get(f"{self.url}{path}", params=params, timeout=10).json()
 
@@ -152,13 +156,15 @@ def scenario(name: str, server: LabelStudioServer, client: LabelStudioClient, cl
     peak.stopped.set()
     time.sleep(5)
     rest_master, rest_worker = backend.rss()
+    rest_pss = backend.pss()
     backend.stop()
     frames = sum(int(cv2.VideoCapture(str(p)).get(cv2.CAP_PROP_FRAME_COUNT)) for p in clips)
     return {"scenario": name, "tasks": len(tasks), "frames": frames, "all_predicted_s": round(all_predicted, 1),
             "retrieve_rounds": rounds, "longest_retrieve_s": round(longest_retrieve, 1),
             "longest_predict_s": metrics["predict_latency"].get("video", {}).get("max_s"),
             "budget_s": budget, "master_peak_mb": round(peak.master), "worker_peak_mb": round(peak.worker),
-            "master_rest_mb": round(rest_master), "worker_rest_mb": round(rest_worker)}
+            "master_rest_mb": round(rest_master), "worker_rest_mb": round(rest_worker),
+            "server_rest_pss_mb": round(rest_pss)}
 
 
 def main() -> None:
@@ -197,13 +203,13 @@ def main() -> None:
                 rows.append(scenario(name, server, client, clips, args.budget, work / f"backend{k}", args.timeout))
 
     print("\n| scenario | tasks | frames | all tasks predicted | Retrieve rounds | longest Retrieve | longest /predict "
-          "| master RSS peak / rest | worker RSS peak / rest |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| master RSS peak / rest | worker RSS peak / rest | server PSS at rest |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['scenario']} | {r['tasks']} | {r['frames']} | {r['all_predicted_s']} s | {r['retrieve_rounds']} "
               f"| {r['longest_retrieve_s']} s | {r['longest_predict_s']} s (budget {r['budget_s']:g}) "
               f"| {r['master_peak_mb']} / {r['master_rest_mb']} MB "
-              f"| {r['worker_peak_mb']} / {r['worker_rest_mb']} MB |")
+              f"| {r['worker_peak_mb']} / {r['worker_rest_mb']} MB | {r['server_rest_pss_mb']} MB |")
     print(json.dumps({"scale": rows}))
 
 

@@ -195,7 +195,9 @@ class FewShotLabeler:
         return "mtclar" if self.heads_trained else "kernel"
 
     def label(self, frames: FrameFeatures, anchors: Anchors, method: str | None = None,
-              strategy: str | None = None) -> FrameLabels:
+              strategy: str | None = None, fallback_weight: tuple[float, float] | None = None) -> FrameLabels:
+        """``fallback_weight``: the floor's correction weight where the video has too few segments to validate
+        its own (e.g. the weight validated on the project's other videos); default ``floor.default_weight``."""
         method = self.method if method in (None, "", "auto") else method
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -213,7 +215,7 @@ class FewShotLabeler:
                 method = "sl"
             if strategy == "floor" and method in ("kernel", "mtclar") and frames.has_face[anchor_rows].any():
                 values, half, out.details, used = self._predict_floor(frames, query, anchor_rows, anchor_values,
-                                                                      method)
+                                                                      method, fallback_weight)
                 low, high = np.clip(values - half, -1, 1), np.clip(values + half, -1, 1)
                 out.valence_low[query], out.arousal_low[query] = low[:, 0], low[:, 1]
                 out.valence_high[query], out.arousal_high[query] = high[:, 0], high[:, 1]
@@ -237,7 +239,8 @@ class FewShotLabeler:
     # -- the floor: interpolation + validated correction ---------------------------------------------
 
     def _predict_floor(self, frames: FrameFeatures, query: np.ndarray, anchor_rows: np.ndarray,
-                       anchor_values: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray, dict, str]:
+                       anchor_values: np.ndarray, method: str,
+                       fallback_weight: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, dict, str]:
         """Values (Q, 2), 80% half-widths (Q, 2), details, predictor name."""
         config = self.config.floor
         time_s, has_face = np.asarray(frames.time_s, dtype=np.float64), frames.has_face
@@ -249,7 +252,7 @@ class FewShotLabeler:
             correction[face_rows] = raw_correction(face_rows, time_s, np.arange(face_anchor_rows.size),
                                                    time_s[face_anchor_rows], delta)
         folds = leave_one_segment_out(time_s, has_face, anchor_rows, anchor_values, delta, config.segment_gap_s)
-        weight, validated = self._floor_weight(folds)
+        weight, validated = self._floor_weight(folds, fallback_weight)
         floor = linear_interpolation(query, anchor_rows, anchor_values)
         values = np.clip(floor + weight[None, :] * correction[query], -1, 1)
         scale = self._interval_scale(folds, weight)
@@ -259,10 +262,11 @@ class FewShotLabeler:
                    "segments": folds.n_segments, "interval_scale": scale.tolist()}
         return values, half, details, method
 
-    def _floor_weight(self, folds: SegmentFolds) -> tuple[np.ndarray, bool]:
+    def _floor_weight(self, folds: SegmentFolds,
+                      fallback: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
         config = self.config.floor
         if folds.n_segments < config.min_segments or folds.truth.size == 0:
-            return np.asarray(config.default_weight, dtype=np.float64), False
+            return np.asarray(fallback if fallback is not None else config.default_weight, dtype=np.float64), False
         return np.array([choose_weight(folds.truth[:, d], folds.floor[:, d], folds.correction[:, d],
                                        config.weight_grid, config.margin) for d in range(2)]), True
 

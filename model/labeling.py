@@ -62,8 +62,8 @@ class VideoLabeler:
         return FrameFeatures.of(video, self.expression_classes)
 
     def label(self, video: VideoEmbeddings, anchors: Mapping[int, tuple[float, float]], method: str | None = None,
-              strategy: str | None = None) -> FrameLabels:
-        return self.labeler.label(self.features(video), anchors, method, strategy)
+              strategy: str | None = None, fallback_weight: tuple[float, float] | None = None) -> FrameLabels:
+        return self.labeler.label(self.features(video), anchors, method, strategy, fallback_weight)
 
     def suggest(self, video: VideoEmbeddings, anchors: Mapping[int, tuple[float, float]], k: int) -> list[int]:
         """The ``k`` frames (with a face, not anchors) whose labels would cut the expected error of the

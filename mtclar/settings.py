@@ -121,6 +121,7 @@ class Settings:
         """This process's environment with these settings written in: what makes ``from_env`` in a child
         process (a gunicorn worker) give them back."""
         env = dict(os.environ)
+        env.setdefault("MALLOC_ARENA_MAX", "2")  # glibc: fewer per-thread heaps, less memory held by idle threads
         for key, name in ENV.items():
             value = getattr(self, key)
             if value is None:

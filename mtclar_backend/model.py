@@ -38,6 +38,17 @@ log = logging.getLogger(__name__)
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
 PENDING = object()  # a task whose video is still being embedded when the request's budget runs out
+FLOOR_WEIGHTS = "floor_weights"  # project state: video key -> the correction weight its own segments validated
+
+
+def project_weight(weights: dict[str, list[float]], video_key: str) -> tuple[float, float] | None:
+    """The correction weight validated on the project's *other* videos (their mean), for a video with too few
+    segments to validate its own; None when no other video has validated one (the labeller's default)."""
+    others = [w for key, w in weights.items() if key != video_key]
+    if not others:
+        return None
+    mean = np.mean(np.asarray(others, dtype=np.float64), axis=0)
+    return float(mean[0]), float(mean[1])
 
 
 @dataclass
@@ -182,8 +193,14 @@ class MTCLARModel:
         anchors = expand(self._spans(read) + ([context] if context else []), video.n_frames)
         if not anchors or not video.has_face.any():
             return {"result": [], "score": 0.0, "model_version": version}
+        key = read.media.video_key
+        weights = (self.store.get_state(self.project_id, FLOOR_WEIGHTS) or {}) if self.project_id is not None else {}
         with self.runtime.model_slot():
-            labels = self.runtime.labeler(self.project_id).label(video, anchors)
+            labels = self.runtime.labeler(self.project_id).label(video, anchors,
+                                                                 fallback_weight=project_weight(weights, key))
+        if self.project_id is not None and labels.details.get("weight_validated"):
+            weights = {**weights, key: labels.details["correction_weight"]}
+            self.store.set_state(self.project_id, FLOOR_WEIGHTS, weights)
         predicted = np.flatnonzero(labels.source == "predicted")
         config = self.runtime.config
         budget = max(10, round(video.n_frames / video.info.fps * config.segments_per_second))

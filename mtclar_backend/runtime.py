@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mtclar.model.device import resolve_device
 from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.files import release_free_memory
 from mtclar.model.labeling import VideoLabeler
 from mtclar.settings import Settings
 
@@ -127,7 +128,10 @@ class Runtime:
 
     def video_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
         path = self.media.local_path(media.url, media.task_id)
-        return self._embed_once(path, self.base.embed)
+        try:
+            return self._embed_once(path, self.base.embed)
+        finally:
+            release_free_memory()
 
     def has_embeddings(self, media: TaskMedia) -> bool:
         """Whether the cache holds the video's embeddings (a stat, no download, no decode)."""

@@ -117,6 +117,17 @@ def test_few_segments_take_the_default_weight():
                            "segments": 2}
 
 
+def test_few_segments_take_a_given_fallback_weight_and_validated_videos_ignore_it():
+    n = 100
+    valence = wave(n, 2.0)
+    labels = np.stack([valence, valence], axis=1)
+    out = labeler().label(video(valence), anchors_of([10, 60], labels), fallback_weight=(0.75, 0.0))
+    assert out.details["correction_weight"] == [0.75, 0.0] and not out.details["weight_validated"]
+    frames, anchors = segment_case()
+    validated = labeler().label(frames, anchors, fallback_weight=(0.0, 0.0))
+    assert validated.details["weight_validated"] and validated.details["correction_weight"] != [0.0, 0.0]
+
+
 # Segment labels: runs of 5 consecutive labelled frames (one value per run), runs 2 s apart. The face's prior
 # follows the true curve, plus noise. Holding out single frames, a held-out frame's neighbour (same value)
 # stays in: interpolation is (nearly) exact there and the noisy correction barely helps -> a small weight.
