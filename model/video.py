@@ -34,7 +34,7 @@ class FrameBatch:
     frames: np.ndarray  # (B, H, W, 3) uint8 RGB
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=65536)  # a project's every video: a (path, size, mtime) key hashes a file once
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return sha256_file(path)
 
@@ -107,7 +107,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     return VideoInfo(str(path), n, header.fps, header.width, header.height, content_id(path))
 
 
-def open_video(path: str | Path, batch_size: int = 16) -> tuple[VideoHeader, Iterator[FrameBatch]]:
+def open_video(path: str | Path, batch_size: int = 16) -> tuple[VideoHeader, DecodedFrames]:
     """The header and the decoded frames (RGB batches, in order) from one opening of the file."""
     cap = _open(path)
     try:
@@ -115,34 +115,47 @@ def open_video(path: str | Path, batch_size: int = 16) -> tuple[VideoHeader, Ite
     except BaseException:
         cap.release()
         raise
-    return header, _batches(cap, path, batch_size)
+    return header, DecodedFrames(cap, path, batch_size)
 
 
 def iter_frames(path: str | Path, batch_size: int = 16) -> Iterator[FrameBatch]:
     """Decode a whole video in order, as RGB batches."""
-    return open_video(path, batch_size)[1]
+    return iter(open_video(path, batch_size)[1])
 
 
-def _batches(cap: cv2.VideoCapture, path: str | Path, batch_size: int) -> Iterator[FrameBatch]:
-    index = 0
-    frames: list[np.ndarray] = []
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            if len(frames) == batch_size:
+class DecodedFrames:
+    """An opened video's frames as RGB batches; the file is released when they run out, on ``close()``, or
+    when this object goes away unread."""
+
+    def __init__(self, cap: cv2.VideoCapture, path: str | Path, batch_size: int):
+        self._cap, self._path, self._batch_size = cap, path, batch_size
+
+    def close(self) -> None:
+        self._cap.release()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        index = 0
+        frames: list[np.ndarray] = []
+        try:
+            while True:
+                ok, bgr = self._cap.read()
+                if not ok:
+                    break
+                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                if len(frames) == self._batch_size:
+                    yield FrameBatch(np.arange(index, index + len(frames)), np.stack(frames))
+                    index += len(frames)
+                    frames = []
+            if frames:
                 yield FrameBatch(np.arange(index, index + len(frames)), np.stack(frames))
                 index += len(frames)
-                frames = []
-        if frames:
-            yield FrameBatch(np.arange(index, index + len(frames)), np.stack(frames))
-            index += len(frames)
-    finally:
-        cap.release()
-    if index == 0:
-        raise MediaError(f"no frame of {path} could be decoded: the file is corrupt or not a video")
+        finally:
+            self.close()
+        if index == 0:
+            raise MediaError(f"no frame of {self._path} could be decoded: the file is corrupt or not a video")
 
 
 def read_frame(path: str | Path, frame: int) -> np.ndarray:

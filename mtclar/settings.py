@@ -109,6 +109,12 @@ class Settings:
                     "http_threads", "world_size", "local_world_size"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be > 0")
+        if self.embed_workers >= self.model_slots:
+            raise ConfigError(f"MTCLAR_EMBED_WORKERS={self.embed_workers} must be below MTCLAR_MODEL_SLOTS="
+                              f"{self.model_slots}: background embedding would leave no slot to label with")
+        if not self.predict_budget_s < 3600:
+            raise ConfigError(f"MTCLAR_PREDICT_BUDGET_S={self.predict_budget_s} must be under an hour "
+                              "(Label Studio gives /predict 100 s)")
         if not 0 <= self.segment_tolerance <= 1:
             raise ConfigError(f"MTCLAR_SEGMENT_TOLERANCE={self.segment_tolerance} must lie in [0, 1]")
 

@@ -151,7 +151,8 @@ def create_app(runtime: Runtime) -> Flask:
                "embedding": runtime.embeddings.progress()}
         if project is not None:
             out.update(model_version=runtime.model_version(project), training=runtime.jobs.state(project),
-                       anchor_revision=runtime.store.revision(project), embedding=runtime.embeddings.progress(project))
+                       anchor_revision=runtime.store.revision(project),
+                       project_embedding=runtime.embeddings.progress(project))
         return jsonify(out)
 
     return app

@@ -1,18 +1,23 @@
 """Videos embedded in the background, so that no request waits longer than its budget.
 
-A task's video is queued as soon as the backend learns of it (the setup backfill, a first /predict). A
-/predict waits for a queued video only until its deadline; a task whose video is not ready gets no
-prediction this time, and once none of the project's videos is left in the queue its revision bumps: the
-model version changes and Label Studio asks again for every task (the answers then come from the cache).
+A task's video is queued as soon as the backend learns of it (the setup backfill, an annotation webhook, a
+first /predict). Videos a /predict asks for go ahead of the backlog. A /predict waits for its videos only until
+its deadline; a task whose video is not ready gets an empty prediction this time, and once the videos it gave
+up on are ready the project's revision bumps: the model version changes and Label Studio asks again for every
+task (the answers then come from the cache). A video whose embedding failed is not retried for a while.
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import logging
+import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from mtclar.model.embeddings import VideoEmbeddings
@@ -21,6 +26,8 @@ from mtclar.model.errors import MediaError
 from .ls_format import TaskMedia
 
 log = logging.getLogger(__name__)
+URGENT, BACKLOG = 0, 1  # a request waits for it; nobody does yet
+RETRY_FAILED_AFTER_S = 600.0
 
 
 class EmbeddingQueue:
@@ -28,13 +35,22 @@ class EmbeddingQueue:
                  ready: Callable[[TaskMedia], VideoEmbeddings | None], cached: Callable[[TaskMedia], bool],
                  on_ready: Callable[[int], None], workers: int = 1):
         self._embed, self._ready, self._cached, self._on_ready = embed, ready, cached, on_ready
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mtclar-embed")
+        self._jobs: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
         self._lock = threading.Lock()
-        self._running: dict[str, Future] = {}  # media URL -> its embedding, while it is queued or running
+        self._futures: dict[str, Future] = {}  # media URL -> its embedding, while it is queued or running
+        self._priority: dict[str, int] = {}  # media URL -> the best priority it was queued with
         self._owners: dict[str, set[int]] = {}  # media URL -> the projects that asked for it
-        self._in_flight: Counter = Counter()  # project -> its videos in the queue
-        self._gave_up: set[int] = set()  # projects a request answered without some of their videos
+        self._awaited: dict[int, set[str]] = {}  # project -> videos a request gave up on, not done yet
+        self._awaited_ok: set[int] = set()  # projects with one of those videos embedded since the last bump
+        self._failed: dict[str, tuple[float, Exception]] = {}  # media URL -> when and why it failed
         self._counts: dict[int, Counter] = {}
+        self._closed = threading.Event()
+        for k in range(workers):
+            threading.Thread(target=self._work, name=f"mtclar-embed-{k}", daemon=True).start()
+        atexit.register(self.shutdown)
+
+    # -- asking -------------------------------------------------------------------------------------------
 
     def queue(self, project: int | None, media: TaskMedia) -> None:
         """Embed ``media``'s video in the background unless the cache has it (a webhook or the setup backfill
@@ -46,42 +62,45 @@ class EmbeddingQueue:
             log.debug("not queued: %s", error)
             return
         if not cached:
-            self.submit(project, media)
+            self.submit(project, media, BACKLOG)
 
     def ready_or_submit(self, project: int | None, media: TaskMedia) -> VideoEmbeddings | None:
-        """The embeddings if they are at hand (cached, no download), else None with the video queued."""
+        """The embeddings if they are at hand (cached, no download), else None with the video queued ahead of
+        the backlog. A recent failure of its embedding is raised."""
+        self._raise_recent_failure(media)
         ready = self._ready(media)
         if ready is None:
-            self.submit(project, media)
+            self.submit(project, media, URGENT)
         return ready
 
-    def submit(self, project: int | None, media: TaskMedia) -> Future:
-        """Queue ``media``'s video (once, however many tasks or requests ask for it)."""
+    def submit(self, project: int | None, media: TaskMedia, priority: int = URGENT) -> Future:
+        """Queue ``media``'s video (once, however many tasks or requests ask for it; a more urgent ask moves
+        it ahead of the backlog)."""
         with self._lock:
-            future = self._running.get(media.url)
+            future = self._futures.get(media.url)
             if future is None:
-                future = self._pool.submit(self._embed, media)
-                self._running[media.url] = future
-                self._owners[media.url] = set()
-                future.add_done_callback(lambda done, url=media.url: self._finished(url, done))
+                future = Future()
+                self._futures[media.url], self._owners[media.url] = future, set()
+            if priority < self._priority.get(media.url, BACKLOG + 1):
+                self._priority[media.url] = priority
+                self._jobs.put((priority, next(self._order), media))  # a stale entry is skipped by the worker
             if project is not None and project not in self._owners[media.url]:
                 self._owners[media.url].add(project)
-                self._in_flight[project] += 1
                 self._count(project, "queued")
             return future
 
     def wait(self, project: int | None, media: TaskMedia, timeout: float) -> VideoEmbeddings | None:
         """The video's embeddings if they are ready within ``timeout`` seconds, else None (they keep coming,
-        and the project's revision bumps once none of its videos is left in the queue). Errors of the
+        and the project's revision bumps once every video a request gave up on is done). Errors of the
         embedding (a missing or broken file) are raised."""
-        future = self.submit(project, media)
+        future = self.submit(project, media, URGENT)
         try:
-            return future.result(timeout=max(0.0, timeout))
+            return future.result(timeout=max(0.0, min(timeout, 3600.0)))
         except FutureTimeout:
             with self._lock:
                 if not future.done():
                     if project is not None:
-                        self._gave_up.add(project)
+                        self._awaited.setdefault(project, set()).add(media.url)
                     return None
             return future.result()
 
@@ -89,31 +108,72 @@ class EmbeddingQueue:
         with self._lock:
             if project is not None:
                 return dict(self._counts.get(project, Counter()))
-            total = Counter()
+            total: Counter = Counter()
             for counts in self._counts.values():
                 total.update(counts)
-            return {**total, "in_flight": len(self._running)}
+            return {**total, "in_flight": len(self._futures)}
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop taking jobs (the one running finishes in its daemon thread or dies with the process)."""
+        self._closed.set()
+        self._jobs.put((-1, -1, None))
+
+    # -- working ------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._closed.is_set():
+            priority, _, media = self._jobs.get()
+            if media is None:
+                self._jobs.put((priority, -1, None))  # wake the next worker too
+                return
+            with self._lock:
+                future = self._futures.get(media.url)
+                if future is None or self._priority.get(media.url) != priority or \
+                        not future.set_running_or_notify_cancel():
+                    continue  # done already, or queued again with a better priority
+            try:
+                result, error = self._embed(media), None
+            except Exception as failure:  # reported to whoever waits; a bug is logged below too
+                result, error = None, failure
+            self._finish(media.url, future, result, error)
+
+    def _finish(self, url: str, future: Future, result: VideoEmbeddings | None, error: Exception | None) -> None:
+        bump = []
+        with self._lock:
+            self._futures.pop(url, None)
+            self._priority.pop(url, None)
+            if error is not None:
+                self._failed[url] = (time.monotonic(), error)
+            for project in self._owners.pop(url, set()):
+                self._count(project, "failed" if error is not None else "done")
+                awaited = self._awaited.get(project)
+                if awaited is not None and url in awaited:
+                    awaited.discard(url)
+                    if error is None:
+                        self._awaited_ok.add(project)
+                    if not awaited:
+                        del self._awaited[project]
+                        if project in self._awaited_ok:  # nothing new when every one of them failed
+                            self._awaited_ok.discard(project)
+                            bump.append(project)
+        if error is not None:
+            if not isinstance(error, MediaError):
+                log.error("embedding %s failed", url[:200], exc_info=error)
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+        for project in bump:  # outside the lock: the callback writes to the store
+            self._on_ready(project)
+
+    def _raise_recent_failure(self, media: TaskMedia) -> None:
+        with self._lock:
+            failed = self._failed.get(media.url)
+            if failed is not None and time.monotonic() - failed[0] > RETRY_FAILED_AFTER_S:
+                del self._failed[media.url]
+                failed = None
+        if failed is not None:
+            raise failed[1]
 
     def _count(self, project: int | None, key: str) -> None:
         if project is not None:
             self._counts.setdefault(project, Counter())[key] += 1
-
-    def _finished(self, url: str, future: Future) -> None:
-        failed = future.cancelled() or future.exception() is not None
-        drained = []
-        with self._lock:
-            self._running.pop(url, None)
-            for project in self._owners.pop(url, set()):
-                self._count(project, "failed" if failed else "done")
-                self._in_flight[project] -= 1
-                if self._in_flight[project] <= 0 and project in self._gave_up:
-                    self._gave_up.discard(project)
-                    drained.append(project)
-        if failed and not future.cancelled():
-            log.warning("embedding %s failed: %s", url[:200], future.exception())
-        for project in drained:
-            # a request gave up on some of them: one new model version makes Label Studio ask again for all
-            self._on_ready(project)

@@ -144,7 +144,7 @@ class TrainingJobs:
         """Label Studio's view of a training job (``/job_status``): None when the job is unknown or was
         replaced by a later one."""
         project, _, _ = job.partition("-")
-        if not project.isdigit():
+        if not (project.isascii() and project.isdecimal()) or len(project) > 12:
             return None
         state = self.state(int(project))
         if state.get("job") != job:

@@ -151,7 +151,8 @@ class MTCLARModel:
         if setup.mode == "video":
             deadline = started + self.runtime.config.predict_budget_s
             # the videos at hand come from the cache; every other one starts embedding now, in the background
-            ready = [self._ready_video(read) for read in reads]
+            ready = [self._ready_video(read) if time.perf_counter() < deadline else self._queue_video(read)
+                     for read in reads]
             results = [self._predict_video(read, extra, version, deadline, video)
                        for read, video in zip(reads, ready, strict=True)]
             pending = sum(r is PENDING for r in results)
@@ -171,6 +172,10 @@ class MTCLARModel:
                for r in results]
         self.runtime.latencies.record(setup.mode, len(tasks), time.perf_counter() - started)
         return {"results": out, "model_version": version}
+
+    def _queue_video(self, read: ReadTask) -> None:
+        """Past the deadline: no cache look-up (it hashes the file), the video goes to the queue."""
+        self.runtime.embeddings.submit(self.project_id, read.media)
 
     def _ready_video(self, read: ReadTask) -> VideoEmbeddings | MediaError | None:
         try:
@@ -198,7 +203,8 @@ class MTCLARModel:
         with self.runtime.model_slot():
             labels = self.runtime.labeler(self.project_id).label(video, anchors,
                                                                  fallback_weight=project_weight(weights, key))
-        if self.project_id is not None and labels.details.get("weight_validated"):
+        if self.project_id is not None and not context and labels.details.get("weight_validated"):
+            # (an editor's draft, the interactive context, validates nothing for the project)
             weights = {**weights, key: labels.details["correction_weight"]}
             self.store.set_state(self.project_id, FLOOR_WEIGHTS, weights)
         predicted = np.flatnonzero(labels.source == "predicted")

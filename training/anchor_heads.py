@@ -62,7 +62,8 @@ def make_folds(anchors: list[AnchorSample], k: int, seed: int,
         times = np.array([anchors[i].time_s for i in members])
         ids = segment_ids(times, segment_gap_s)
         # a long labelled run is cut into blocks of BLOCK_S, so a densely labelled video still has folds
-        starts = np.array([times[ids == s].min() for s in ids])
+        first = np.flatnonzero(np.r_[True, np.diff(ids) > 0])  # ids are sorted: where each segment begins
+        starts = times[first][ids]
         blocks = np.floor((times - starts) / BLOCK_S).astype(int)
         _, ids = np.unique(np.stack([ids, blocks], axis=1), axis=0, return_inverse=True)
         ids = ids.reshape(-1)

@@ -135,13 +135,17 @@ def _heldout(labeler: FewShotLabeler, features: list[FrameFeatures], videos: lis
         if not any(video.embeddings.has_face[f] for f in remaining):
             continue  # nothing left in this video to predict from (the base is skipped alike)
         truth = np.array([video.anchors[f] for f in targets], dtype=np.float64)
-        frames, query, given = features[v], np.array(targets), remaining
+        whole = (features[v], np.array(targets), remaining)
+        reduced = whole
         if subset and method in ("kernel", "mtclar"):
             rows = np.array(sorted({*targets, *remaining}))
             position = {int(r): i for i, r in enumerate(rows)}
-            frames, query = _rows_of(frames, rows), np.array([position[f] for f in targets])
-            given = {position[f]: va for f, va in remaining.items()}
+            reduced = (_rows_of(features[v], rows), np.array([position[f] for f in targets]),
+                       {position[f]: va for f, va in remaining.items()})
         for strategy in strategies:
+            # the floor interpolates in time and smooths the face signal over neighbouring frames: it needs
+            # every frame of the video, not only the anchor rows
+            frames, query, given = whole if strategy == "floor" else reduced
             labels = labeler.label(frames, given, method=method, strategy=strategy)
             pred = labels.values[query]
             ok = np.isfinite(pred).all(axis=1)
@@ -156,20 +160,28 @@ def validation_folds(anchors: list[AnchorSample], config: FinetuneConfig) -> tup
                                                                                                   list[np.ndarray]]]]:
     """The folds the new heads are judged on: (anchor rows the heads train on, held-out sets to predict).
 
-    With ``config.min_videos_to_hold_out`` or more labelled videos, leave-one-video-out: heads trained without a
-    video predict each of its segments from its other segments (as serving would: a new video's anchors, heads
-    that never saw it). Otherwise leave-one-segment-out over all videos (``make_folds``).
+    With ``config.min_videos_to_hold_out`` or more labelled videos, leave-one-video-out (whole videos held out,
+    in at most ``config.folds`` groups): heads trained without a video predict each of its segments from its
+    other segments (as serving would: a new video's anchors, heads that never saw it). Otherwise
+    leave-one-segment-out over all videos (``make_folds``).
     """
     by_video: dict[int, list[int]] = {}
     for i, anchor in enumerate(anchors):
         by_video.setdefault(anchor.video, []).append(i)
     if len(by_video) >= config.min_videos_to_hold_out:
+        groups: list[list[int]] = [[] for _ in range(min(config.folds, len(by_video)))]
+        for k, video in enumerate(sorted(by_video)):  # many videos: whole videos held out in `folds` groups
+            groups[k % len(groups)].append(video)
         folds = []
-        for members in by_video.values():
-            inside = [anchors[i] for i in members]
-            segments = make_folds(inside, len(inside), config.seed)  # one set per segment of the video
-            train = np.array(sorted(set(range(len(anchors))) - set(members)), dtype=int)
-            folds.append((train, [np.array([members[j] for j in segment], dtype=int) for segment in segments]))
+        for group in groups:
+            held_sets, held_rows = [], set()
+            for video in group:
+                members = by_video[video]
+                inside = [anchors[i] for i in members]
+                for segment in make_folds(inside, len(inside), config.seed):  # one set per segment
+                    held_sets.append(np.array([members[j] for j in segment], dtype=int))
+                held_rows |= set(members)
+            folds.append((np.array(sorted(set(range(len(anchors))) - held_rows), dtype=int), held_sets))
         return "leave-one-video-out", folds
     all_rows = np.arange(len(anchors))
     return "leave-one-segment-out", [(np.setdiff1d(all_rows, held), [held])
