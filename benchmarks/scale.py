@@ -1,6 +1,6 @@
 """Scale: a real Label Studio, a dozen one-minute videos and one ten-minute video, *Retrieve predictions* for all.
 
-    python benchmarks/scale.py [--clips 12] [--minutes 1] [--long-minutes 10] [--budget 20]
+    python benchmarks/scale.py [--clips 12] [--minutes 1] [--long-minutes 10] [--budget 20] [--frame-tasks 10000]
 
 For each scenario: the clips are made from the shipped face clips (looped from different offsets, so no two
 share embeddings), imported into a fresh Label Studio project, labelled with 3 segments each through the API,
@@ -8,6 +8,10 @@ and the backend (`mtclar serve`, gunicorn, cold embedding cache) is connected; t
 runs for every task, again and again, until every task holds a non-empty prediction of the backend's current
 model version. Prints the time until then, the longest /predict, and the RSS of the gunicorn master and its
 worker (peak while it ran, and at rest afterwards), as a table and a JSON line.
+
+``--frame-tasks N``: N frame-mode tasks (one image each, 2 of them labelled) in one /predict straight to the
+backend (Label Studio sends every selected task in one request): how long each request takes and how many
+requests until every task has its prediction.
 """
 
 from __future__ import annotations
@@ -70,12 +74,12 @@ def make_clip(path: Path, frames: list, n_frames: int, offset: int) -> Path:
 
 
 class Backend:
-    def __init__(self, server: LabelStudioServer, work: Path, budget: float):
+    def __init__(self, media_root: Path, ls_url: str | None, token: str | None, work: Path, budget: float):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MODEL_DIR": str(work / "model"), "MTCLAR_CACHE_DIR": str(work / "cache"),
-               "MTCLAR_MEDIA_ROOTS": str(server.document_root), "LABEL_STUDIO_URL": server.url,
-               "LABEL_STUDIO_API_KEY": server.token, "MTCLAR_PREDICT_BUDGET_S": str(budget), "LOG_LEVEL": "WARNING"}
+               "MTCLAR_MEDIA_ROOTS": str(media_root), "MTCLAR_PREDICT_BUDGET_S": str(budget), "LOG_LEVEL": "WARNING",
+               **({"LABEL_STUDIO_URL": ls_url, "LABEL_STUDIO_API_KEY": token} if ls_url and token else {})}
         self.log = open(work / "backend.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen([sys.executable, "-m", "mtclar.cli", "serve", "--host", "127.0.0.1",
                                          "--port", str(self.port)], env=env, stdout=self.log,
@@ -130,7 +134,7 @@ def scenario(name: str, server: LabelStudioServer, client: LabelStudioClient, cl
         for k, start in enumerate((1, n // 2, n - 10)):
             result += timeline_region(SETUP, f"s{k}", start, start + 5, 0.3 * (k - 1), 0.2 * k - 0.1)
         client.create_annotation(task, result)
-    backend = Backend(server, work, budget)
+    backend = Backend(server.document_root, server.url, server.token, work, budget)
     peak = MemoryPeak(backend)
     peak.start()
     started = time.monotonic()
@@ -167,23 +171,59 @@ def scenario(name: str, server: LabelStudioServer, client: LabelStudioClient, cl
             "server_rest_pss_mb": round(rest_pss)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=12)
-    parser.add_argument("--minutes", type=float, default=1.0)
-    parser.add_argument("--long-minutes", type=float, default=10.0, help="0: skip the long clip")
-    parser.add_argument("--budget", type=float, default=20.0, help="MTCLAR_PREDICT_BUDGET_S")
-    parser.add_argument("--timeout", type=float, default=1800.0)
-    args = parser.parse_args()
+def frame_tasks(n: int, frames: list, work: Path, budget: float, timeout: float) -> dict:
+    """N frame tasks in one /predict, repeated until every task has a prediction."""
+    from mtclar_backend.label_configs import FRAME
 
+    folder = work / "media" / "frames"
+    folder.mkdir(parents=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:06d}.jpg"), frames[(7 * i) % len(frames)])
+    backend = Backend(work / "media", None, None, work, budget)  # no Label Studio: /predict straight
+    number = ({"valence": 0.2, "arousal": -0.1}, {"valence": -0.3, "arousal": 0.4})
+
+    def task(i: int) -> dict:
+        out = {"id": 100000 + i, "data": {"image": f"/data/local-files/?d=frames/{i:06d}.jpg", "video_id": "clip",
+                                          "frame": i}}
+        if i in (0, n - 1):
+            values = number[i > 0]
+            out["annotations"] = [{"id": 500000 + i, "result": [
+                {"id": f"n{k}", "from_name": k, "to_name": "frame", "type": "number", "value": {"number": v}}
+                for k, v in values.items()]}]
+        return out
+
+    body = {"tasks": [task(i) for i in range(n)], "project": "77.1700000000", "label_config": FRAME}
+    peak = MemoryPeak(backend)
+    peak.start()
+    started, latencies = time.monotonic(), []
+    while True:
+        t0 = time.monotonic()
+        results = httpx.post(f"{backend.url}/predict", json=body, timeout=120).json()["results"]
+        latencies.append(time.monotonic() - t0)
+        done = sum(bool(r["result"]) for r in results)
+        print(f"  {n} frame tasks: request {len(latencies)} took {latencies[-1]:.1f} s, {done}/{n} predicted",
+              flush=True)
+        if done == n:
+            break
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"not every frame task had a prediction after {timeout:.0f} s")
+        time.sleep(5)
+    peak.stopped.set()
+    backend.stop()
+    return {"scenario": f"{n} frame tasks, one /predict", "tasks": n, "frames": n,
+            "all_predicted_s": round(time.monotonic() - started, 1), "retrieve_rounds": len(latencies),
+            "longest_retrieve_s": round(max(latencies), 1), "longest_predict_s": round(max(latencies), 1),
+            "budget_s": budget, "master_peak_mb": round(peak.master), "worker_peak_mb": round(peak.worker),
+            "master_rest_mb": float("nan"), "worker_rest_mb": float("nan"), "server_rest_pss_mb": float("nan")}
+
+
+def video_scenarios(args: argparse.Namespace, frames: list) -> list[dict]:
     cache = Path.home() / ".cache" / "mtclar" / "scale"
     cache.mkdir(parents=True, exist_ok=True)
-    frames = source_frames()
     short = [make_clip(cache / f"clip{i:02d}_{args.minutes:g}min.mp4", frames, int(args.minutes * 60 * FPS),
                        i * 97) for i in range(args.clips)]
     long = make_clip(cache / f"long_{args.long_minutes:g}min.mp4", frames, int(args.long_minutes * 60 * FPS), 13) \
         if args.long_minutes > 0 else None
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="mtclar-scale-") as tmp:
         work = Path(tmp)
@@ -201,6 +241,27 @@ def main() -> None:
             for k, (name, clips) in enumerate(scenarios):
                 (work / f"backend{k}").mkdir()
                 rows.append(scenario(name, server, client, clips, args.budget, work / f"backend{k}", args.timeout))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=12)
+    parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="0: skip the long clip")
+    parser.add_argument("--budget", type=float, default=20.0, help="MTCLAR_PREDICT_BUDGET_S")
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--frame-tasks", type=int, default=0, help="N frame tasks in one /predict (0: skip)")
+    parser.add_argument("--only-frames", action="store_true", help="skip the Label Studio video scenarios")
+    args = parser.parse_args()
+
+    frames = source_frames()
+    rows = []
+    if args.frame_tasks:
+        with tempfile.TemporaryDirectory(prefix="mtclar-scale-frames-") as tmp:
+            rows.append(frame_tasks(args.frame_tasks, frames, Path(tmp), args.budget, args.timeout))
+    if not args.only_frames:
+        rows += video_scenarios(args, frames)
 
     print("\n| scenario | tasks | frames | all tasks predicted | Retrieve rounds | longest Retrieve | longest /predict "
           "| master RSS peak / rest | worker RSS peak / rest | server PSS at rest |")

@@ -123,6 +123,11 @@ class VideoEmbedder:
         """The video's embeddings if the cache has them (the file is hashed, never decoded), else None."""
         return self.cache.get(self.cache_path(path))
 
+    def cached_frames(self, frames: dict[int, Path]) -> VideoEmbeddings | None:
+        """An image sequence's embeddings if the cache has them (the files are hashed, never decoded)."""
+        paths = [frames[i] for i in sorted(frames)]
+        return self.cache.get(self.cache.path_for(sequence_content_id(paths), self.encoder, self.pipeline))
+
     def cache_path(self, path: str | Path) -> Path | None:
         return self.cache.path_for(content_id(path), self.encoder, self.pipeline)
 

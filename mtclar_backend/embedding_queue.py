@@ -73,9 +73,10 @@ class EmbeddingQueue:
             self.submit(project, media, URGENT)
         return ready
 
-    def submit(self, project: int | None, media: TaskMedia, priority: int = URGENT) -> Future:
+    def submit(self, project: int | None, media: TaskMedia, priority: int = URGENT,
+               embed: Callable[[TaskMedia], VideoEmbeddings] | None = None) -> Future:
         """Queue ``media``'s video (once, however many tasks or requests ask for it; a more urgent ask moves
-        it ahead of the backlog)."""
+        it ahead of the backlog). ``embed``: how (default: the video embedding; frame mode passes its image's)."""
         with self._lock:
             future = self._futures.get(media.url)
             if future is None:
@@ -83,17 +84,19 @@ class EmbeddingQueue:
                 self._futures[media.url], self._owners[media.url] = future, set()
             if priority < self._priority.get(media.url, BACKLOG + 1):
                 self._priority[media.url] = priority
-                self._jobs.put((priority, next(self._order), media))  # a stale entry is skipped by the worker
+                # a stale entry (queued again with a better priority) is skipped by the worker
+                self._jobs.put((priority, next(self._order), media, embed or self._embed))
             if project is not None and project not in self._owners[media.url]:
                 self._owners[media.url].add(project)
                 self._count(project, "queued")
             return future
 
-    def wait(self, project: int | None, media: TaskMedia, timeout: float) -> VideoEmbeddings | None:
+    def wait(self, project: int | None, media: TaskMedia, timeout: float,
+             embed: Callable[[TaskMedia], VideoEmbeddings] | None = None) -> VideoEmbeddings | None:
         """The video's embeddings if they are ready within ``timeout`` seconds, else None (they keep coming,
         and the project's revision bumps once every video a request gave up on is done). Errors of the
         embedding (a missing or broken file) are raised."""
-        future = self.submit(project, media, URGENT)
+        future = self.submit(project, media, URGENT, embed)
         try:
             return future.result(timeout=max(0.0, min(timeout, 3600.0)))
         except FutureTimeout:
@@ -116,15 +119,15 @@ class EmbeddingQueue:
     def shutdown(self) -> None:
         """Stop taking jobs (the one running finishes in its daemon thread or dies with the process)."""
         self._closed.set()
-        self._jobs.put((-1, -1, None))
+        self._jobs.put((-1, -1, None, None))
 
     # -- working ------------------------------------------------------------------------------------------
 
     def _work(self) -> None:
         while not self._closed.is_set():
-            priority, _, media = self._jobs.get()
+            priority, _, media, embed = self._jobs.get()
             if media is None:
-                self._jobs.put((priority, -1, None))  # wake the next worker too
+                self._jobs.put((priority, -1, None, None))  # wake the next worker too
                 return
             with self._lock:
                 future = self._futures.get(media.url)
@@ -132,7 +135,7 @@ class EmbeddingQueue:
                         not future.set_running_or_notify_cancel():
                     continue  # done already, or queued again with a better priority
             try:
-                result, error = self._embed(media), None
+                result, error = embed(media), None
             except Exception as failure:  # reported to whoever waits; a bug is logged below too
                 result, error = None, failure
             self._finish(media.url, future, result, error)

@@ -151,8 +151,7 @@ class MTCLARModel:
         if setup.mode == "video":
             deadline = started + self.runtime.config.predict_budget_s
             # the videos at hand come from the cache; every other one starts embedding now, in the background
-            ready = [self._ready_video(read) if time.perf_counter() < deadline else self._queue_video(read)
-                     for read in reads]
+            ready = [self._ready_video(read) for read in reads]
             results = [self._predict_video(read, extra, version, deadline, video)
                        for read, video in zip(reads, ready, strict=True)]
             pending = sum(r is PENDING for r in results)
@@ -162,7 +161,12 @@ class MTCLARModel:
             results = [{"result": [], "score": 0.0, "model_version": version} if r is PENDING else r
                        for r in results]
         else:
-            results = self._predict_frames(reads, version)
+            results = self._predict_frames(reads, version, started + self.runtime.config.predict_budget_s)
+            pending = sum(r is PENDING for r in results)
+            if pending:
+                log.info("/predict: %d of %d frame tasks wait for their images' embeddings", pending, len(results))
+            results = [{"result": [], "score": 0.0, "model_version": version} if r is PENDING else r
+                       for r in results]
         failed = [r for r in results if isinstance(r, MediaError)]
         if failed and len(failed) == len(results):
             raise MediaError("; ".join(str(e) for e in failed[:5]))
@@ -172,10 +176,6 @@ class MTCLARModel:
                for r in results]
         self.runtime.latencies.record(setup.mode, len(tasks), time.perf_counter() - started)
         return {"results": out, "model_version": version}
-
-    def _queue_video(self, read: ReadTask) -> None:
-        """Past the deadline: no cache look-up (it hashes the file), the video goes to the queue."""
-        self.runtime.embeddings.submit(self.project_id, read.media)
 
     def _ready_video(self, read: ReadTask) -> VideoEmbeddings | MediaError | None:
         try:
@@ -221,8 +221,9 @@ class MTCLARModel:
             raise RuntimeError(f"task {read.task.id}: invalid prediction: {'; '.join(problems[:5])}")
         return prediction
 
-    def _predict_frames(self, reads: list[ReadTask], version: str) -> list[dict | MediaError]:
-        """Frame tasks grouped by video: anchors are the annotated frames of the same video (stored or sent)."""
+    def _predict_frames(self, reads: list[ReadTask], version: str, deadline: float) -> list[dict | MediaError | object]:
+        """Frame tasks grouped by video: anchors are the annotated frames of the same video (stored or sent).
+        Images are embedded here until the deadline, then in the background (their tasks are PENDING)."""
         setup = self._setup()
         empty = {"result": [], "score": 0.0, "model_version": version}
         results: list[dict | MediaError] = [empty] * len(reads)
@@ -237,22 +238,39 @@ class MTCLARModel:
             media.update({reads[i].media.frame: reads[i].media for i in members})
             anchors = expand(spans, self.runtime.config.max_frame + 1)
             queries = {reads[i].media.frame: i for i in members}
-            images, errors = {}, {}
-            for frame in (set(anchors) | set(queries)) & set(media):
+            images, errors, late = {}, {}, set()
+            for frame in sorted((set(anchors) | set(queries)) & set(media)):
                 try:
-                    images[frame] = self.runtime.image_embeddings(media[frame])
+                    ready = self.runtime.ready_image_embeddings(media[frame])
+                    if ready is None and time.perf_counter() < deadline:
+                        ready = self.runtime.image_embeddings(media[frame])
+                    if ready is None:
+                        ready = self.runtime.embeddings.wait(self.project_id, media[frame], 0,
+                                                             self.runtime.image_embeddings)
+                    if ready is None:
+                        late.add(frame)
+                    else:
+                        images[frame] = ready
                 except MediaError as error:
                     errors[frame] = error
             for frame, i in queries.items():
                 results[i] = errors.get(frame, empty)
+            if late & set(anchors):  # an anchor's image is still coming: the whole group waits
+                for frame, i in queries.items():
+                    results[i] = errors.get(frame, PENDING)
+                continue
+            for frame in late & set(queries):
+                results[queries[frame]] = PENDING
             if not anchors or not images:
                 continue
             rows = frame_rows(images, anchors, media_fps(setup, reads[members[0]].media))
             with self.runtime.model_slot():
                 labels = self.runtime.labeler(self.project_id).label(rows.embeddings, rows.anchors(anchors))
             for frame, i in queries.items():
+                if frame in errors or frame in late:
+                    continue
                 row = rows.row(frame)
-                if frame in errors or labels.source[row] == "no_face":
+                if labels.source[row] == "no_face":
                     continue
                 prediction = frame_prediction(setup, labels.valence[row], labels.arousal[row], labels.score[row],
                                               version)

@@ -144,6 +144,11 @@ class Runtime:
         path = self.media.local_path(media.url, media.task_id, download=False)
         return self.base.embedder.cached(path) if path is not None else None
 
+    def ready_image_embeddings(self, media: TaskMedia) -> VideoEmbeddings | None:
+        """A frame image's embeddings when the cache has them (no download, no detection), else None."""
+        path = self.media.local_path(media.url, media.task_id, download=False)
+        return self.base.embedder.cached_frames({0: path}) if path is not None else None
+
     def image_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
         """One frame image as a one-row sequence (cached per image content)."""
         path = self.media.local_path(media.url, media.task_id)
