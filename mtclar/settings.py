@@ -83,7 +83,8 @@ class Settings:
     # a /predict answers within about this many seconds (Label Studio gives it 100 and stores nothing on a
     # timeout): tasks whose video is still being embedded get no prediction now, and a new model version later
     predict_budget_s: float = 20.0
-    embed_workers: int = 1  # videos embedded in the background at once (each takes a model slot)
+    embed_workers: int = 1  # videos embedded in the background at once (each takes a model slot: keep it
+    # below model_slots, or labelling waits for an embedding to finish)
     host: str = "0.0.0.0"  # mtclar serve
     port: int = 9090
     workers: int = 1  # gunicorn worker processes (each loads the model)
@@ -109,9 +110,6 @@ class Settings:
                     "http_threads", "world_size", "local_world_size"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be > 0")
-        if self.embed_workers >= self.model_slots:
-            raise ConfigError(f"MTCLAR_EMBED_WORKERS={self.embed_workers} must be below MTCLAR_MODEL_SLOTS="
-                              f"{self.model_slots}: background embedding would leave no slot to label with")
         if not self.predict_budget_s < 3600:
             raise ConfigError(f"MTCLAR_PREDICT_BUDGET_S={self.predict_budget_s} must be under an hour "
                               "(Label Studio gives /predict 100 s)")

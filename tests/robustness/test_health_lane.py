@@ -35,6 +35,7 @@ def test_health_does_not_queue_behind_predictions(tmp_path, shared_dir):
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
+            assert server.poll() is None, f"mtclar serve exited with code {server.returncode}"
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
