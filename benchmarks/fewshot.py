@@ -286,6 +286,19 @@ GAINS = [(v, a) for v in (0.05, 0.1, 0.15) for a in (0.05, 0.1, 0.15)]  # gains 
 INTERVALS = [(power, scale) for power in (0.25, 0.35, 0.5) for scale in (0.2, 0.25, 0.3)]
 
 
+def _rank_by_gain(labeler: FewShotLabeler, dev: list[Clip], limit: int, name: str, grid: list) -> None:
+    """Print the five ``name`` values of ``grid`` with the best mean CCC gain over interpolation on dev."""
+    results = []
+    for value in tqdm(grid, desc=f"tune {name}", file=sys.stderr):
+        scores = _dev_scores(labeler, dev, limit, **{name: value})
+        gains = [scores[("dev", c, "model")][f"ccc_{d}"] - scores[("dev", c, "interpolation")][f"ccc_{d}"]
+                 for c in CONFIGS for d in "va"]
+        first = scores[("dev", "first frame", "model")]
+        results.append((float(np.mean(gains)), value, first["ccc_v"], first["ccc_a"]))
+    for gain, value, fv, fa in sorted(results, reverse=True)[:5]:
+        print(f"{name}={value}: mean CCC gain over interpolation {gain:+.4f}; first frame {fv:.3f}/{fa:.3f}")
+
+
 def tune(labeler: FewShotLabeler, clips: list[Clip], limit: int) -> None:
     """Fallback correction weight and the face signals' gains by mean CCC gain over interpolation, then the
     interval's power and default scale by mean |coverage - 0.8|, all on the development clips (the other
@@ -293,24 +306,8 @@ def tune(labeler: FewShotLabeler, clips: list[Clip], limit: int) -> None:
     dev = [c for c in clips if c.split == "dev"]
     assert dev, "no development clips"
     base = labeler.config
-    results = []
-    for weight in tqdm(WEIGHTS, desc="tune weight", file=sys.stderr):
-        scores = _dev_scores(labeler, dev, limit, default_weight=weight)
-        gains = [scores[("dev", c, "model")][f"ccc_{d}"] - scores[("dev", c, "interpolation")][f"ccc_{d}"]
-                 for c in CONFIGS for d in "va"]
-        first = scores[("dev", "first frame", "model")]
-        results.append((float(np.mean(gains)), weight, first["ccc_v"], first["ccc_a"]))
-    for gain, weight, fv, fa in sorted(results, reverse=True)[:5]:
-        print(f"default_weight={weight}: mean CCC gain over interpolation {gain:+.4f}; first frame {fv:.3f}/{fa:.3f}")
-    results = []
-    for signal_gain in tqdm(GAINS, desc="tune signal gain", file=sys.stderr):
-        scores = _dev_scores(labeler, dev, limit, signal_gain=signal_gain)
-        gains = [scores[("dev", c, "model")][f"ccc_{d}"] - scores[("dev", c, "interpolation")][f"ccc_{d}"]
-                 for c in CONFIGS for d in "va"]
-        first = scores[("dev", "first frame", "model")]
-        results.append((float(np.mean(gains)), signal_gain, first["ccc_v"], first["ccc_a"]))
-    for gain, signal_gain, fv, fa in sorted(results, reverse=True)[:5]:
-        print(f"signal_gain={signal_gain}: mean CCC gain over interpolation {gain:+.4f}; first frame {fv:.3f}/{fa:.3f}")
+    for name, grid in (("default_weight", WEIGHTS), ("signal_gain", GAINS)):
+        _rank_by_gain(labeler, dev, limit, name, grid)
     coverage = []
     for power, scale in tqdm(INTERVALS, desc="tune interval", file=sys.stderr):
         scores = _dev_scores(labeler, dev, limit, interval_power=power, default_interval_scale=(scale, scale))

@@ -10,6 +10,13 @@ import torch
 from mtclar.settings import Settings
 
 
+def add_video_anchor_options(parser: argparse.ArgumentParser) -> None:
+    """The videos and their labelled frames (``mtclar label``, ``mtclar finetune``)."""
+    parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    parser.add_argument("--anchors", type=Path, required=True,
+                        help="CSV with columns video,frame,valence,arousal (video = file stem, frame 0-based)")
+
+
 def add_model_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", default=settings.checkpoint,

@@ -17,7 +17,13 @@ from mtclar.model.fewshot import STRATEGIES
 from mtclar.settings import Settings
 from mtclar.training.finetune import FinetuneConfig, ProjectVideo, finetune_project
 
-from .common import add_model_options, check_decoded_frames, make_labeler, read_videos_and_anchors
+from .common import (
+    add_model_options,
+    add_video_anchor_options,
+    check_decoded_frames,
+    make_labeler,
+    read_videos_and_anchors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +31,7 @@ log = logging.getLogger(__name__)
 def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("finetune", help="fine-tune the MT-CLAR heads on a project's labelled frames",
                             description=__doc__)
-    parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
-    parser.add_argument("--anchors", type=Path, required=True,
-                        help="CSV with columns video,frame,valence,arousal (video = file stem, frame 0-based)")
+    add_video_anchor_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder to write the checkpoint that should serve")
     parser.add_argument("--name", default=None, help="name (model version) of the new checkpoint "
                         "(default: <base>-ft<N>)")

@@ -13,15 +13,19 @@ from mtclar.model.files import utc_now
 from mtclar.outputs import label_rows, plot_curves, write_csv, write_json
 from mtclar.settings import Settings
 
-from .common import add_model_options, check_decoded_frames, make_labeler, read_videos_and_anchors
+from .common import (
+    add_model_options,
+    add_video_anchor_options,
+    check_decoded_frames,
+    make_labeler,
+    read_videos_and_anchors,
+)
 
 
 def add_parser(sub, settings: Settings) -> None:
     parser = sub.add_parser("label", help="label every frame of videos from a few labelled frames",
                             description=__doc__)
-    parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
-    parser.add_argument("--anchors", type=Path, required=True,
-                        help="CSV with columns video,frame,valence,arousal (video = file stem, frame 0-based)")
+    add_video_anchor_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--strategy", choices=STRATEGIES, default=None,
                         help="how per-anchor estimates combine (default: the checkpoint's)")
