@@ -148,7 +148,7 @@ def create_app(runtime: Runtime) -> Flask:
         project = project_arg()
         out = {"base_model": runtime.base.model_version, "uptime_s": round(time.time() - runtime.started, 1),
                "predict_latency": runtime.latencies.summary(), "store": runtime.store.counts(),
-               "embedding": runtime.embeddings.progress()}
+               "embedding": runtime.embeddings.progress(), "image_index": runtime.images.stats()}
         if project is not None:
             out.update(model_version=runtime.model_version(project), training=runtime.jobs.state(project),
                        anchor_revision=runtime.store.revision(project),

@@ -33,6 +33,7 @@ from .payload import Annotation, Context, Task, WebhookRequest
 from .project_data import frame_rows, media_fps, project_setup, stored_media
 from .runtime import Runtime
 from .segments import merge_segments, merge_within_budget
+from .store import StoredAnnotation, StoredTask
 
 log = logging.getLogger(__name__)
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
@@ -101,7 +102,7 @@ class MTCLARModel:
 
     def _remember_task(self, task: Task) -> set[int]:
         read = self._read(task)
-        self._remember(read)
+        self._remember([read])
         return {annotation.id for annotation, _ in read.annotations if annotation.id is not None}
 
     # -- reading and storing --------------------------------------------------------------------------
@@ -114,20 +115,19 @@ class MTCLARModel:
                        for k, annotation in enumerate(task.annotations) if annotation.usable]
         return ReadTask(task, media, annotations)
 
-    def _remember(self, read: ReadTask, embed: bool = True) -> bool:
-        """Store a read task and its annotations' anchors (when the project is known). True if anchors changed.
-        ``embed``: queue the task's video for embedding now, before anyone asks for its predictions."""
+    def _remember(self, reads: list[ReadTask], embed: bool = True) -> bool:
+        """Store read tasks and their annotations' anchors (when the project is known), in one write each.
+        True if anchors changed. ``embed``: queue the tasks' videos for embedding now, before anyone asks."""
         if self.project_id is None:
             return False
-        media = read.media
         if embed and self._setup().mode == "video":
-            self.runtime.embeddings.queue(self.project_id, media)
-        self.store.set_task(self.project_id, media.task_id, media.video_key, media.frame, media.to_dict())
-        changed = False
-        for annotation, spans in read.annotations:
-            if annotation.id is not None:
-                changed |= self.store.set_annotation(self.project_id, annotation.id, media.video_key, spans)
-        return changed
+            for read in reads:
+                self.runtime.embeddings.queue(self.project_id, read.media)
+        self.store.set_tasks(self.project_id, [StoredTask(r.media.task_id, r.media.video_key, r.media.frame,
+                                                          r.media.to_dict()) for r in reads])
+        return self.store.set_annotations(self.project_id, [
+            StoredAnnotation(annotation.id, read.media.video_key, spans)
+            for read in reads for annotation, spans in read.annotations if annotation.id is not None])
 
     def _spans(self, read: ReadTask) -> list[list[Span]]:
         """Anchor spans of a task's video: the stored ones (which include this request's annotations once
@@ -145,8 +145,7 @@ class MTCLARModel:
         extra = annotation_spans(setup, context.result, "context", self.runtime.config.max_frame) \
             if context is not None and context.result and setup.mode == "video" else []
         self.remember_setup()
-        for read in reads:
-            self._remember(read, embed=False)  # predict queues what it needs itself
+        self._remember(reads, embed=False)  # predict queues what it needs itself
         version = self.model_version
         if setup.mode == "video":
             deadline = started + self.runtime.config.predict_budget_s
@@ -241,8 +240,9 @@ class MTCLARModel:
             images, errors, late = {}, {}, set()
             for frame in sorted((set(anchors) | set(queries)) & set(media)):
                 try:
-                    ready = self.runtime.ready_image_embeddings(media[frame])
-                    if ready is None and time.perf_counter() < deadline:
+                    in_time = time.perf_counter() < deadline  # past it, even cache reads go to the background
+                    ready = self.runtime.ready_image_embeddings(media[frame], read_cache=in_time)
+                    if ready is None and in_time:
                         ready = self.runtime.image_embeddings(media[frame])
                     if ready is None:
                         ready = self.runtime.embeddings.wait(self.project_id, media[frame], 0,
@@ -303,7 +303,7 @@ class MTCLARModel:
             self.remember_setup()
             if not annotation.usable:  # cancelled or emptied: its anchors go
                 read.annotations = [(annotation, [])]
-            changed = self._remember(read)
+            changed = self._remember([read])
             out = {"anchors_changed": changed, "model_version": self.model_version}
             every = self.runtime.config.train_every
             if changed and every:

@@ -24,6 +24,7 @@ from mtclar.settings import Settings
 from .backfill import Backfills
 from .embedding_queue import EmbeddingQueue
 from .finetune_job import finetune_project_job
+from .image_index import ImageIndex
 from .jobs import TrainingJobs
 from .ls_api import LabelStudioAPI, origin
 from .ls_format import TaskMedia
@@ -32,6 +33,7 @@ from .stats import LatencyStats
 from .store import open_store
 
 log = logging.getLogger(__name__)
+IMAGE_INDEX_MB = 64  # frame images' embeddings held in memory (about 2 KB each with the default encoder)
 
 
 def base_labeler(settings: Settings) -> VideoLabeler:
@@ -66,6 +68,7 @@ class Runtime:
         self.latencies = LatencyStats()
         self.embeddings = EmbeddingQueue(self.video_embeddings, self.ready_embeddings, self.has_embeddings,
                                          self.store.bump_revision, config.embed_workers)
+        self.images = ImageIndex(IMAGE_INDEX_MB * 2**20)
         self.started = time.time()
 
     # -- models ---------------------------------------------------------------------------------------
@@ -144,12 +147,25 @@ class Runtime:
         path = self.media.local_path(media.url, media.task_id, download=False)
         return self.base.embedder.cached(path) if path is not None else None
 
-    def ready_image_embeddings(self, media: TaskMedia) -> VideoEmbeddings | None:
-        """A frame image's embeddings when the cache has them (no download, no detection), else None."""
+    def ready_image_embeddings(self, media: TaskMedia, read_cache: bool = True) -> VideoEmbeddings | None:
+        """A frame image's embeddings when memory (or, with ``read_cache``, the cache) has them (no download,
+        no detection), else None."""
         path = self.media.local_path(media.url, media.task_id, download=False)
-        return self.base.embedder.cached_frames({0: path}) if path is not None else None
+        if path is None:
+            return None
+        found = self.images.get(path)
+        if found is None and read_cache:
+            found = self.base.embedder.cached_frames({0: path})
+            if found is not None:
+                self.images.put(path, found)
+        return found
 
     def image_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
-        """One frame image as a one-row sequence (cached per image content)."""
+        """One frame image as a one-row sequence (cached per image content, and held in memory)."""
         path = self.media.local_path(media.url, media.task_id)
-        return self._embed_once(path, lambda p: self.base.embedder.embed_frames({0: p}, fps=1.0, name=Path(p).name))
+        found = self.images.get(path)
+        if found is None:
+            found = self._embed_once(path, lambda p: self.base.embedder.embed_frames({0: p}, fps=1.0,
+                                                                                      name=Path(p).name))
+            self.images.put(path, found)
+        return found

@@ -17,17 +17,30 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .anchors import Span, decode, encode
 
 
+class StoredAnnotation(NamedTuple):
+    annotation_id: int
+    video_key: str
+    spans: list[Span]
+
+
+class StoredTask(NamedTuple):
+    task_id: int
+    video_key: str
+    frame: int
+    data: dict
+
+
 class Store(Protocol):
-    def set_annotation(self, project: int, annotation_id: int, video_key: str, spans: list[Span]) -> bool: ...
+    def set_annotations(self, project: int, annotations: list[StoredAnnotation]) -> bool: ...
     def delete_annotation(self, project: int, annotation_id: int) -> str | None: ...
     def spans(self, project: int, video_key: str) -> list[list[Span]]: ...
     def video_keys(self, project: int) -> list[str]: ...
-    def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None: ...
+    def set_tasks(self, project: int, tasks: list[StoredTask]) -> None: ...
     def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]: ...
     def revision(self, project: int) -> int: ...
     def bump_revision(self, project: int) -> None: ...
@@ -61,6 +74,7 @@ class SQLiteStore:
     def _db(self):
         with self._lock:
             db = sqlite3.connect(self.path, timeout=30)
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing; fsync at checkpoints
             try:
                 with db:
                     yield db
@@ -77,17 +91,21 @@ class SQLiteStore:
         db.execute("INSERT INTO revisions VALUES (?, 1) ON CONFLICT(project) DO UPDATE SET revision = revision + 1",
                    (project,))
 
-    def set_annotation(self, project: int, annotation_id: int, video_key: str, spans: list[Span]) -> bool:
-        encoded = encode(spans)
+    def set_annotations(self, project: int, annotations: list[StoredAnnotation]) -> bool:
+        """Store the annotations' spans in one transaction; True (and one revision bump) if any changed."""
+        changed = False
         with self._db() as db:
-            row = db.execute("SELECT video_key, anchors FROM annotations WHERE project=? AND annotation_id=?",
-                             (project, annotation_id)).fetchone()
-            if row == (video_key, encoded):
-                return False
-            db.execute("INSERT OR REPLACE INTO annotations VALUES (?, ?, ?, ?)",
-                       (project, annotation_id, video_key, encoded))
-            self._bump(db, project)
-            return True
+            for annotation_id, video_key, spans in annotations:
+                encoded = encode(spans)
+                row = db.execute("SELECT video_key, anchors FROM annotations WHERE project=? AND annotation_id=?",
+                                 (project, annotation_id)).fetchone()
+                if row != (video_key, encoded):
+                    db.execute("INSERT OR REPLACE INTO annotations VALUES (?, ?, ?, ?)",
+                               (project, annotation_id, video_key, encoded))
+                    changed = True
+            if changed:
+                self._bump(db, project)
+        return changed
 
     def delete_annotation(self, project: int, annotation_id: int) -> str | None:
         with self._db() as db:
@@ -111,10 +129,12 @@ class SQLiteStore:
                               (project,)).fetchall()
         return [r[0] for r in rows]
 
-    def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None:
-        with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)",
-                       (project, task_id, video_key, frame, json.dumps(data)))
+    def set_tasks(self, project: int, tasks: list[StoredTask]) -> None:
+        if not tasks:
+            return
+        with self._db() as db:  # one transaction: Label Studio sends thousands of tasks in one /predict
+            db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)",
+                           [(project, t.task_id, t.video_key, t.frame, json.dumps(t.data)) for t in tasks])
 
     def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]:
         with self._db() as db:
@@ -156,21 +176,27 @@ class RedisStore:
     def _key(self, project: int, *parts: object) -> str:
         return ":".join([self.prefix, str(project), *map(str, parts)])
 
-    def set_annotation(self, project: int, annotation_id: int, video_key: str, spans: list[Span]) -> bool:
-        entry = json.dumps({"video_key": video_key, "anchors": encode(spans)})
-        key = self._key(project, "annotations")
-        if self.redis.hget(key, annotation_id) == entry:
+    def set_annotations(self, project: int, annotations: list[StoredAnnotation]) -> bool:
+        if not annotations:
             return False
-        old = self.redis.hget(key, annotation_id)
+        key = self._key(project, "annotations")
+        olds = self.redis.hmget(key, [a.annotation_id for a in annotations])
         pipe = self.redis.pipeline()
-        if old is not None:
-            pipe.srem(self._key(project, "video", json.loads(old)["video_key"]), annotation_id)
-        pipe.hset(key, annotation_id, entry)
-        pipe.sadd(self._key(project, "video", video_key), annotation_id)
-        pipe.sadd(self._key(project, "videos"), video_key)
-        pipe.incr(self._key(project, "revision"))
-        pipe.execute()
-        return True
+        changed = False
+        for (annotation_id, video_key, spans), old in zip(annotations, olds, strict=True):
+            entry = json.dumps({"video_key": video_key, "anchors": encode(spans)})
+            if old == entry:
+                continue
+            if old is not None:
+                pipe.srem(self._key(project, "video", json.loads(old)["video_key"]), annotation_id)
+            pipe.hset(key, annotation_id, entry)
+            pipe.sadd(self._key(project, "video", video_key), annotation_id)
+            pipe.sadd(self._key(project, "videos"), video_key)
+            changed = True
+        if changed:
+            pipe.incr(self._key(project, "revision"))
+            pipe.execute()
+        return changed
 
     def delete_annotation(self, project: int, annotation_id: int) -> str | None:
         key = self._key(project, "annotations")
@@ -194,9 +220,12 @@ class RedisStore:
         keys = self.redis.smembers(self._key(project, "videos"))
         return sorted(k for k in keys if self.redis.scard(self._key(project, "video", k)))
 
-    def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None:
-        entry = json.dumps({"task_id": task_id, "frame": frame, "data": data})
-        self.redis.hset(self._key(project, "tasks", video_key), task_id, entry)
+    def set_tasks(self, project: int, tasks: list[StoredTask]) -> None:
+        pipe = self.redis.pipeline()
+        for task in tasks:
+            entry = json.dumps({"task_id": task.task_id, "frame": task.frame, "data": task.data})
+            pipe.hset(self._key(project, "tasks", task.video_key), task.task_id, entry)
+        pipe.execute()
 
     def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]:
         entries = [json.loads(e) for e in self.redis.hvals(self._key(project, "tasks", video_key))]

@@ -86,7 +86,7 @@ def runtime_media(runtime: Runtime):
     return read_task(parse_label_config(VIDEO), Task.model_validate(TASK), runtime.config.max_frame)
 
 
-def test_frame_tasks_past_the_budget_are_embedded_in_the_background(tmp_path, shared_dir):
+def test_frame_tasks_past_the_budget_are_embedded_in_the_background(tmp_path, shared_dir, monkeypatch):
     import cv2
 
     folder = tmp_path / "media" / "frames"
@@ -118,3 +118,25 @@ def test_frame_tasks_past_the_budget_are_embedded_in_the_background(tmp_path, sh
     while not all(r["result"] for r in client.post("/predict", json=body).get_json()["results"]):
         assert time.monotonic() < deadline, "not every frame task got its prediction"  # every frame has a face
         time.sleep(0.5)
+
+    # a restarted backend: every image is in the disk cache, none in memory. Past its budget the request reads
+    # no cache entry itself (the background does); once they are held in memory, no request reads a file
+    import threading
+
+    from mtclar.model.embeddings import VideoEmbeddings
+
+    loads: list[str] = []
+    load = VideoEmbeddings.load.__func__
+    monkeypatch.setattr(VideoEmbeddings, "load",
+                        classmethod(lambda cls, path: loads.append(threading.current_thread().name) or load(cls, path)))
+    client = create_app(Runtime(settings)).test_client()
+    client.post("/predict", json=body)
+    assert threading.main_thread().name not in loads
+    deadline = time.monotonic() + 60
+    while not all(r["result"] for r in client.post("/predict", json=body).get_json()["results"]):
+        assert time.monotonic() < deadline, "the restarted backend did not answer from its cache"
+        time.sleep(0.2)
+    assert client.get("/metrics").get_json()["image_index"]["images"] == len(tasks)
+    loads.clear()
+    assert all(r["result"] for r in client.post("/predict", json=body).get_json()["results"])
+    assert loads == []

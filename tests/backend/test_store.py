@@ -1,7 +1,7 @@
 import pytest
 
 from mtclar_backend.anchors import Span, decode, encode, expand
-from mtclar_backend.store import RedisStore, SQLiteStore
+from mtclar_backend.store import RedisStore, SQLiteStore, StoredAnnotation, StoredTask
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -15,6 +15,10 @@ def store(request, tmp_path):
 
 def frames(*pairs):
     return [Span(f, f, v, a) for f, (v, a) in pairs]
+
+
+def annotate(store, project, annotation_id, key, spans) -> bool:
+    return store.set_annotations(project, [StoredAnnotation(annotation_id, key, spans)])
 
 
 def anchors(store, project, key, n_frames=100):
@@ -36,13 +40,13 @@ def test_spans_round_trip_and_the_first_format_still_reads():
 
 def test_annotations_set_update_delete(store):
     assert store.revision(1) == 0
-    assert store.set_annotation(1, 10, "task:5", [Span(0, 1, 0.1, 0.2)])
+    assert annotate(store, 1, 10, "task:5", [Span(0, 1, 0.1, 0.2)])
     assert store.revision(1) == 1
-    assert not store.set_annotation(1, 10, "task:5", [Span(0, 1, 0.1, 0.2)])  # unchanged: same revision
+    assert not annotate(store, 1, 10, "task:5", [Span(0, 1, 0.1, 0.2)])  # unchanged: same revision
     assert store.revision(1) == 1
-    store.set_annotation(1, 11, "task:5", frames((1, (0.3, 0.0))))
+    annotate(store, 1, 11, "task:5", frames((1, (0.3, 0.0))))
     assert anchors(store, 1, "task:5") == {0: (0.1, 0.2), 1: (pytest.approx(0.2), pytest.approx(0.1))}
-    store.set_annotation(1, 10, "task:5", frames((7, (0.5, 0.5))))  # updated annotation replaces its frames
+    annotate(store, 1, 10, "task:5", frames((7, (0.5, 0.5))))  # updated annotation replaces its frames
     assert anchors(store, 1, "task:5") == {1: (0.3, 0.0), 7: (0.5, 0.5)}
     assert store.delete_annotation(1, 11) == "task:5"
     assert anchors(store, 1, "task:5") == {7: (0.5, 0.5)}
@@ -52,10 +56,22 @@ def test_annotations_set_update_delete(store):
     assert anchors(store, 2, "task:5") == {}  # projects are separate
 
 
+def test_a_batch_of_annotations_is_one_revision(store):
+    batch = [StoredAnnotation(i, f"video:{i % 3}", frames((i, (0.1, 0.2)))) for i in range(50)]
+    assert store.set_annotations(4, batch)
+    assert store.revision(4) == 1
+    assert not store.set_annotations(4, batch) and not store.set_annotations(4, [])  # nothing new: same revision
+    assert store.revision(4) == 1
+    assert store.set_annotations(4, batch[:49] + [StoredAnnotation(49, "video:0", frames((99, (0.5, 0.5))))])
+    assert store.revision(4) == 2
+    assert anchors(store, 4, "video:0")[99] == (0.5, 0.5) and 49 not in anchors(store, 4, "video:1")
+
+
 def test_tasks_and_state(store):
-    store.set_task(3, 1, "video:a", 5, {"image": "/data/upload/1.png", "frame": 5})
-    store.set_task(3, 2, "video:a", 2, {"image": "/data/upload/2.png", "frame": 2})
-    store.set_task(3, 1, "video:a", 5, {"image": "/data/upload/1b.png", "frame": 5})
+    store.set_tasks(3, [StoredTask(1, "video:a", 5, {"image": "/data/upload/1.png", "frame": 5}),
+                        StoredTask(2, "video:a", 2, {"image": "/data/upload/2.png", "frame": 2})])
+    store.set_tasks(3, [StoredTask(1, "video:a", 5, {"image": "/data/upload/1b.png", "frame": 5})])
+    store.set_tasks(3, [])
     assert store.tasks(3, "video:a") == [(2, 2, {"image": "/data/upload/2.png", "frame": 2}),
                                          (1, 5, {"image": "/data/upload/1b.png", "frame": 5})]
     assert store.get_state(3, "training") is None
@@ -64,7 +80,7 @@ def test_tasks_and_state(store):
 
 
 def test_sqlite_survives_reopening(tmp_path):
-    SQLiteStore(tmp_path / "s.db").set_annotation(1, 1, "task:1", frames((4, (0.5, -0.5))))
+    annotate(SQLiteStore(tmp_path / "s.db"), 1, 1, "task:1", frames((4, (0.5, -0.5))))
     assert anchors(SQLiteStore(tmp_path / "s.db"), 1, "task:1") == {4: (0.5, -0.5)}
 
 
