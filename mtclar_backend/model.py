@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
 PENDING = object()  # a task whose video is still being embedded when the request's budget runs out
+WORK_SHARE = 0.75  # of the /predict budget spent waiting for and computing embeddings; the rest answers
 FLOOR_WEIGHTS = "floor_weights"  # project state: video key -> the correction weight its own segments validated
 
 
@@ -148,7 +149,7 @@ class MTCLARModel:
         self._remember(reads, embed=False)  # predict queues what it needs itself
         version = self.model_version
         if setup.mode == "video":
-            deadline = started + self.runtime.config.predict_budget_s
+            deadline = started + WORK_SHARE * self.runtime.config.predict_budget_s
             # the videos at hand come from the cache; every other one starts embedding now, in the background
             ready = [self._ready_video(read) for read in reads]
             results = [self._predict_video(read, extra, version, deadline, video)
@@ -160,7 +161,7 @@ class MTCLARModel:
             results = [{"result": [], "score": 0.0, "model_version": version} if r is PENDING else r
                        for r in results]
         else:
-            results = self._predict_frames(reads, version, started + self.runtime.config.predict_budget_s)
+            results = self._predict_frames(reads, version, started + WORK_SHARE * self.runtime.config.predict_budget_s)
             pending = sum(r is PENDING for r in results)
             if pending:
                 log.info("/predict: %d of %d frame tasks wait for their images' embeddings", pending, len(results))
@@ -238,7 +239,9 @@ class MTCLARModel:
             anchors = expand(spans, self.runtime.config.max_frame + 1)
             queries = {reads[i].media.frame: i for i in members}
             images, errors, late = {}, {}, set()
-            for frame in sorted((set(anchors) | set(queries)) & set(media)):
+            # the anchors' images first: until they are all ready, no task of the group can be predicted
+            wanted = sorted(set(anchors) & set(media)) + sorted((set(queries) - set(anchors)) & set(media))
+            for frame in wanted:
                 try:
                     in_time = time.perf_counter() < deadline  # past it, even cache reads go to the background
                     ready = self.runtime.ready_image_embeddings(media[frame], read_cache=in_time)
