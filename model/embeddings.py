@@ -163,13 +163,12 @@ class VideoEmbedder:
     def _embed(self, tracked: Iterable[TrackedBatch], expected: int, name: str, show_progress: bool,
                on_progress: ProgressCallback | None) -> dict[str, np.ndarray]:
         """Encode the tracked faces; rows indexed by frame number (gaps in an image sequence stay empty)."""
-        dim, n_classes = self.encoder.embed_dim, len(self.encoder.config.expression_classes)
-        parts: list[tuple[np.ndarray, list, np.ndarray, np.ndarray]] = []
+        rows = _Rows(expected, self.encoder.embed_dim, len(self.encoder.config.expression_classes))
         bar = tqdm(total=expected or None, unit="frame", desc=name, disable=not show_progress, leave=False)
         done = 0
-        for batch in tracked:
+        for batch in tracked:  # each batch is written into the rows and dropped: memory grows by rows only
             emb, probs = encode_crops(self.encoder, batch.crops, self.batch_size)
-            parts.append((batch.indices, batch.faces, emb, probs))
+            rows.write(batch.indices, batch.faces, emb, probs)
             done += len(batch.indices)
             bar.update(len(batch.indices))
             if on_progress is not None:
@@ -177,23 +176,7 @@ class VideoEmbedder:
         bar.total = done  # containers may declare more frames than decode
         bar.refresh()
         bar.close()
-        n = int(max(p[0].max() for p in parts)) + 1 if parts else 0
-        rows = {
-            "has_face": np.zeros(n, dtype=bool), "face_score": np.zeros(n, dtype=np.float32),
-            "boxes": np.full((n, 4), np.nan, dtype=np.float32), "landmarks": np.full((n, 5, 2), np.nan, np.float32),
-            "embeddings": np.full((n, dim), np.nan, dtype=np.float32),
-            "expression_probs": np.full((n, n_classes), np.nan, dtype=np.float32),
-        }
-        for indices, faces, emb, probs in parts:
-            k = 0
-            for index, face in zip(indices, faces, strict=True):
-                if face is None:
-                    continue
-                rows["has_face"][index], rows["face_score"][index] = True, face.score
-                rows["boxes"][index], rows["landmarks"][index] = face.box, face.landmarks
-                rows["embeddings"][index], rows["expression_probs"][index] = emb[k], probs[k]
-                k += 1
-        return rows
+        return rows.arrays()
 
     def _finish(self, info: VideoInfo, rows: dict[str, np.ndarray], cache_path: Path | None) -> VideoEmbeddings:
         result = VideoEmbeddings(info, **rows, encoder=self.encoder.name, weights_id=self.encoder.weights_id)
@@ -211,3 +194,47 @@ class VideoEmbedder:
             return None, None
         emb, probs = encode_crops(self.encoder, crop[None])
         return emb[0], probs[0]
+
+
+class _Rows:
+    """Per-frame arrays filled batch by batch, sized from the declared frame count and grown if more decode."""
+
+    def __init__(self, expected: int, dim: int, n_classes: int):
+        self.n = 0  # 1 + the largest frame index written
+        self._arrays = self._empty(max(expected, 1), dim, n_classes)
+
+    @staticmethod
+    def _empty(n: int, dim: int, n_classes: int) -> dict[str, np.ndarray]:
+        return {"has_face": np.zeros(n, dtype=bool), "face_score": np.zeros(n, dtype=np.float32),
+                "boxes": np.full((n, 4), np.nan, dtype=np.float32),
+                "landmarks": np.full((n, 5, 2), np.nan, np.float32),
+                "embeddings": np.full((n, dim), np.nan, dtype=np.float32),
+                "expression_probs": np.full((n, n_classes), np.nan, dtype=np.float32)}
+
+    def _grow(self, needed: int) -> None:
+        old = self._arrays
+        size = len(old["has_face"])
+        if needed <= size:
+            return
+        grown = self._empty(max(needed, 2 * size), old["embeddings"].shape[1], old["expression_probs"].shape[1])
+        for key, array in old.items():
+            grown[key][:size] = array
+        self._arrays = grown
+
+    def write(self, indices: np.ndarray, faces: list, emb: np.ndarray, probs: np.ndarray) -> None:
+        if len(indices):
+            self._grow(int(np.max(indices)) + 1)
+            self.n = max(self.n, int(np.max(indices)) + 1)
+        rows, k = self._arrays, 0
+        for index, face in zip(indices, faces, strict=True):
+            if face is None:
+                continue
+            rows["has_face"][index], rows["face_score"][index] = True, face.score
+            rows["boxes"][index], rows["landmarks"][index] = face.box, face.landmarks
+            rows["embeddings"][index], rows["expression_probs"][index] = emb[k], probs[k]
+            k += 1
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Exactly the frames that decoded (a copy only when the container declared more)."""
+        size = len(self._arrays["has_face"])
+        return {key: array if self.n == size else array[:self.n].copy() for key, array in self._arrays.items()}

@@ -45,3 +45,25 @@ def test_still_image_embedding(embedder, stills):
     embedding, probs = embedder.embed_image(stills / "0-f15-hao-ph.jpg")
     assert embedding.shape == (256,) and np.isfinite(embedding).all()
     assert embedder.encoder.config.expression_classes[int(probs.argmax())] == "happy"
+
+
+def test_rows_grow_past_the_declared_count_and_trim_to_the_decoded_frames():
+    from types import SimpleNamespace
+
+    from mtclar.model.embeddings import _Rows
+
+    def face(i):
+        return SimpleNamespace(score=0.9, box=np.full(4, i, np.float32), landmarks=np.full((5, 2), i, np.float32))
+
+    rows = _Rows(expected=4, dim=3, n_classes=2)
+    rows.write(np.array([0, 1, 2]), [face(0), None, face(2)], np.ones((2, 3)), np.ones((2, 2)))
+    rows.write(np.array([7, 9]), [face(7), face(9)], np.full((2, 3), 2.0), np.zeros((2, 2)))  # more than declared
+    out = rows.arrays()
+    assert len(out["has_face"]) == 10
+    assert out["has_face"].tolist() == [True, False, True, False, False, False, False, True, False, True]
+    assert np.isnan(out["embeddings"][[1, 3, 8]]).all() and out["embeddings"][9].tolist() == [2.0, 2.0, 2.0]
+    assert out["boxes"][7].tolist() == [7.0] * 4
+
+    fewer = _Rows(expected=100, dim=3, n_classes=0)  # a container that declares more frames than decode
+    fewer.write(np.array([0, 1]), [face(0), face(1)], np.ones((2, 3)), np.ones((2, 0)))
+    assert {key: len(a) for key, a in fewer.arrays().items()} == dict.fromkeys(out, 2)
