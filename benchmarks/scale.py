@@ -12,6 +12,9 @@ worker (peak while it ran, and at rest afterwards), as a table and a JSON line.
 ``--frame-tasks N``: N frame-mode tasks (one image each, 2 of them labelled) in one /predict straight to the
 backend (Label Studio sends every selected task in one request): how long each request takes and how many
 requests until every task has its prediction.
+
+One hour of video: ``--clips 0 --long-minutes 60 --timeout 7200`` (90,000 frames at 25 fps); the worker's RSS
+peak is the streaming embedding's.
 """
 
 from __future__ import annotations
@@ -236,7 +239,7 @@ def video_scenarios(args: argparse.Namespace, frames: list) -> list[dict]:
             linked = [folder / p.name for p in short]
             for source, target in zip(short, linked, strict=True):
                 shutil.copy2(source, target)  # the backend reads media only inside its roots
-            scenarios = [(f"{args.clips} x {args.minutes:g} min", linked)]
+            scenarios = [(f"{args.clips} x {args.minutes:g} min", linked)] if linked else []
             if long is not None:
                 shutil.copy2(long, folder / long.name)
                 scenarios.append((f"1 x {args.long_minutes:g} min", [folder / long.name]))
