@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import cv2
@@ -13,6 +14,8 @@ from retinaface.preprocess import preprocess
 from retinaface.weights import WEIGHTS
 
 from ..device import CUDA_PROVIDER, onnx_providers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class RetinaFaceDetector:
         self.session = ort.InferenceSession(WEIGHTS, options, providers=providers,
                                             provider_options=[cuda if p == CUDA_PROVIDER else {} for p in providers])
         self.providers: list[str] = self.session.get_providers()
+        if CUDA_PROVIDER in providers and CUDA_PROVIDER not in self.providers:
+            log.warning("the face detector runs on CPU: ONNX Runtime could not start its CUDA provider (CUDA 13 and "
+                        "cuDNN 9 libraries, a visible GPU; its own log says which)")
 
     @property
     def provider(self) -> str:

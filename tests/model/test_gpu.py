@@ -4,6 +4,9 @@ they skip where ``torch.cuda.is_available()`` is false, as in CI)."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -52,6 +55,21 @@ def test_a_cuda_detector_without_the_gpu_wheel_runs_on_cpu_and_says_so(fresh_war
     detector = RetinaFaceDetector(device="cuda")
     assert detector.providers == ["CPUExecutionProvider"] and detector.provider == "CPUExecutionProvider"
     assert RetinaFaceDetector().providers == ["CPUExecutionProvider"]
+
+
+def test_a_cuda_provider_that_does_not_start_is_recorded_as_cpu(monkeypatch, caplog):
+    """ONNX Runtime falls back to CPU when the CUDA provider cannot start (here: a CPU-only wheel; in an image:
+    missing CUDA/cuDNN libraries): ``providers`` says what really serves, and the log says why."""
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("the GPU wheel is installed")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with caplog.at_level(logging.WARNING, logger="mtclar.model.face.detector"), \
+            pytest.warns(UserWarning, match="'CUDAExecutionProvider' is not in available provider names"):
+        detector = RetinaFaceDetector(device="cuda:0")
+    assert detector.providers == ["CPUExecutionProvider"]
+    assert "could not start its CUDA provider" in caplog.text
+    frame = np.zeros((1, 64, 64, 3), dtype=np.uint8)
+    assert detector.detect(frame) == [[]]
 
 
 def test_precision_resolves_per_device(fresh_warnings, caplog):
@@ -107,6 +125,16 @@ def test_fp16_asked_on_cpu_encodes_exactly_as_fp32_and_caches_apart(encoder, fac
     video = content_id(videos / "single_face.mp4")
     assert cache.path_for(video, encoder, face_pipeline, "fp16") != cache.path_for(video, encoder, face_pipeline)
     assert VideoEmbedder(face_pipeline, encoder, cache, precision="auto").precision == "fp32"
+
+
+@pytest.mark.skipif(CUDA, reason="CUDA is here: the benchmark would run")
+def test_the_throughput_benchmark_asked_for_cuda_without_it_says_so_in_one_line():
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
+    done = subprocess.run([sys.executable, str(script), "--device", "cuda"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "torch sees no CUDA device" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def _crops(pipeline: FacePipeline, encoder, videos, n: int) -> np.ndarray:
