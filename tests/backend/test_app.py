@@ -77,6 +77,7 @@ def test_health_and_root(client):
         assert body["status"] == "UP" and body["model_class"] == "MTCLARModel"
         # what runs where, as the loaded model says (the test machine has no GPU)
         assert body["device"] == {"encoder": "cpu", "precision": "fp32", "detector": ["CPUExecutionProvider"]}
+    assert client.get("/metrics").get_json()["device"] == body["device"]
 
 
 def test_setup_returns_a_version_and_rejects_bad_configs(client):

@@ -72,6 +72,17 @@ def test_a_cuda_provider_that_does_not_start_is_recorded_as_cpu(monkeypatch, cap
     assert detector.detect(frame) == [[]]
 
 
+def test_the_detector_model_takes_a_batch(videos):
+    detector = RetinaFaceDetector()
+    batch_dim = detector.session.get_inputs()[0].shape[0]
+    assert isinstance(batch_dim, str), f"the ONNX input's batch dimension is fixed at {batch_dim}"
+    frames = np.concatenate([b.frames for b in iter_frames(videos / "single_face.mp4", 8)])[:5]
+    one_by_one = [detector.detect(frame)[0] for frame in frames]
+    for alone, batched in zip(one_by_one, detector.detect(frames), strict=True):
+        assert len(alone) == len(batched) == 1
+        np.testing.assert_allclose(alone[0].box, batched[0].box, atol=0.01)
+
+
 def test_precision_resolves_per_device(fresh_warnings, caplog):
     assert resolve_precision("auto", "cuda") == "fp16"
     assert resolve_precision("auto", "cpu") == "fp32"
