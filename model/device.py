@@ -11,10 +11,10 @@ import onnxruntime as ort
 import torch
 
 from .errors import ConfigError
+from .precision import PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "fp16")
 CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"
 _warned: set[str] = set()
 

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from mtclar.model.device import PRECISIONS
 from mtclar.model.errors import ConfigError
+from mtclar.model.precision import PRECISIONS
 from mtclar_backend.ls_api import origin
 
 ENV = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from mtclar.model.device import PRECISIONS
+from mtclar.model.precision import PRECISIONS
 from mtclar.settings import Settings
 
 

@@ -108,6 +108,26 @@ def test_bad_precision_and_batch_size_name_the_variable(variable, raw, expected)
     assert expected in str(error.value)
 
 
+def test_reading_the_settings_imports_no_torch():
+    done = subprocess.run([sys.executable, "-c", "import sys, mtclar.settings; "
+                           "print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_serve_takes_the_precision_over_the_environment():
+    import argparse
+
+    from mtclar.commands import serve
+
+    settings = Settings.from_env({"MTCLAR_PRECISION": "fp16"})
+    parser = argparse.ArgumentParser()
+    serve.add_parser(parser.add_subparsers(), settings)
+    assert serve.config_from(parser.parse_args(["serve"]), settings).precision == "fp16"
+    assert serve.config_from(parser.parse_args(["serve", "--precision", "fp32"]), settings).precision == "fp32"
+    assert serve.config_from(parser.parse_args(["serve"]), settings).environment()["MTCLAR_PRECISION"] == "fp16"
+
+
 def test_precision_and_batch_size_settings_reach_the_cli_options():
     import argparse
 
