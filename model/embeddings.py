@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .device import autocast, resolve_precision
 from .encoders.base import FaceEncoder
 from .face.pipeline import FacePipeline, TrackedBatch
 from .files import atomic_write
@@ -77,11 +78,14 @@ class EmbeddingCache:
     def __init__(self, root: str | Path | None):
         self.root = Path(root) if root is not None else None
 
-    def path_for(self, video_id: str, encoder: FaceEncoder, pipeline: FacePipeline) -> Path | None:
+    def path_for(self, video_id: str, encoder: FaceEncoder, pipeline: FacePipeline,
+                 precision: str = "fp32") -> Path | None:
         if self.root is None:
             return None
-        settings = json.dumps({"pipeline": pipeline.config.to_dict(), "encoder": encoder.config.to_dict()},
-                              sort_keys=True)
+        key = {"pipeline": pipeline.config.to_dict(), "encoder": encoder.config.to_dict()}
+        if precision != "fp32":  # fp16 embeddings differ in the 3rd decimal: never mixed with fp32 ones
+            key["precision"] = precision
+        settings = json.dumps(key, sort_keys=True)
         digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
         return self.root / encoder.name / encoder.weights_id / digest / f"{video_id}.npz"
 
@@ -96,16 +100,26 @@ class EmbeddingCache:
 
 
 @torch.inference_mode()
-def encode_crops(encoder: FaceEncoder, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(K, S, S, 3) uint8 -> embeddings (K, D) and expression probabilities (K, C)."""
+def encode_crops(encoder: FaceEncoder, crops: np.ndarray, batch_size: int = 64,
+                 precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+    """(K, S, S, 3) uint8 -> embeddings (K, D) and expression probabilities (K, C), float32 whatever the precision.
+
+    On CUDA each batch goes from pinned memory (as uint8) and, with ``precision`` fp16 (or auto), runs under
+    fp16 autocast."""
+    device = next(encoder.parameters()).device
+    precision = resolve_precision(precision, device)
+    pin = device.type == "cuda"
     n_classes = len(encoder.config.expression_classes)
     embeddings = np.zeros((len(crops), encoder.embed_dim), dtype=np.float32)
     probs = np.zeros((len(crops), n_classes), dtype=np.float32)
     for start in range(0, len(crops), batch_size):
-        out = encoder.forward_features(encoder.preprocess(crops[start:start + batch_size]))
+        batch = torch.from_numpy(np.ascontiguousarray(crops[start:start + batch_size]))
+        with autocast(device, precision):
+            out = encoder.forward_features(encoder.preprocess(batch.pin_memory() if pin else batch))
+            logits = out.get("expression_logits") if n_classes else None
         embeddings[start:start + batch_size] = out["embedding"].float().cpu().numpy()
-        if n_classes and "expression_logits" in out:
-            probs[start:start + batch_size] = out["expression_logits"].float().softmax(-1).cpu().numpy()
+        if logits is not None:
+            probs[start:start + batch_size] = logits.float().softmax(-1).cpu().numpy()
     return embeddings, probs
 
 
@@ -113,11 +127,15 @@ class VideoEmbedder:
     """decode -> detect -> track -> align -> encode, streamed in batches, cached per video."""
 
     def __init__(self, pipeline: FacePipeline, encoder: FaceEncoder, cache: EmbeddingCache | None = None,
-                 batch_size: int = 16):
+                 batch_size: int = 16, precision: str = "auto"):
         self.pipeline = pipeline
         self.encoder = encoder.eval()
         self.cache = cache or EmbeddingCache(None)
         self.batch_size = batch_size
+        self.precision = resolve_precision(precision, next(encoder.parameters()).device)
+
+    def _cache_path(self, video_id: str) -> Path | None:
+        return self.cache.path_for(video_id, self.encoder, self.pipeline, self.precision)
 
     def cached(self, path: str | Path) -> VideoEmbeddings | None:
         """The video's embeddings if the cache has them (the file is hashed, never decoded), else None."""
@@ -126,15 +144,15 @@ class VideoEmbedder:
     def cached_frames(self, frames: dict[int, Path]) -> VideoEmbeddings | None:
         """An image sequence's embeddings if the cache has them (the files are hashed, never decoded)."""
         paths = [frames[i] for i in sorted(frames)]
-        return self.cache.get(self.cache.path_for(sequence_content_id(paths), self.encoder, self.pipeline))
+        return self.cache.get(self._cache_path(sequence_content_id(paths)))
 
     def cache_path(self, path: str | Path) -> Path | None:
-        return self.cache.path_for(content_id(path), self.encoder, self.pipeline)
+        return self._cache_path(content_id(path))
 
     def embed_video(self, path: str | Path, show_progress: bool = False,
                     on_progress: ProgressCallback | None = None) -> VideoEmbeddings:
         video_id = content_id(path)
-        cache_path = self.cache.path_for(video_id, self.encoder, self.pipeline)
+        cache_path = self._cache_path(video_id)
         cached = self.cache.get(cache_path)
         if cached is not None:  # the file is hashed, never opened as a video
             log.debug("embeddings of %s from cache %s", path, cache_path)
@@ -150,7 +168,7 @@ class VideoEmbedder:
         """An image sequence ({frame index: image path}, e.g. AFEW-VA) as a video; missing indices have no face."""
         paths = [frames[i] for i in sorted(frames)]
         video_id = sequence_content_id(paths)
-        cache_path = self.cache.path_for(video_id, self.encoder, self.pipeline)
+        cache_path = self._cache_path(video_id)
         cached = self.cache.get(cache_path)
         if cached is not None:
             return cached
@@ -167,7 +185,7 @@ class VideoEmbedder:
         bar = tqdm(total=expected or None, unit="frame", desc=name, disable=not show_progress, leave=False)
         done = 0
         for batch in tracked:  # each batch is written into the rows and dropped: memory grows by rows only
-            emb, probs = encode_crops(self.encoder, batch.crops, self.batch_size)
+            emb, probs = encode_crops(self.encoder, batch.crops, self.batch_size, self.precision)
             rows.write(batch.indices, batch.faces, emb, probs)
             done += len(batch.indices)
             bar.update(len(batch.indices))
@@ -192,7 +210,7 @@ class VideoEmbedder:
         face, crop = self.pipeline.face_in_image(rgb, self.encoder.input_size)
         if crop is None:
             return None, None
-        emb, probs = encode_crops(self.encoder, crop[None])
+        emb, probs = encode_crops(self.encoder, crop[None], precision=self.precision)
         return emb[0], probs[0]
 
 

@@ -18,7 +18,8 @@ from .support import ErrorModel, suggest_frames
 class VideoLabeler:
     def __init__(self, checkpoint: Checkpoint | str | Path | None = None, encoder: FaceEncoder | None = None,
                  encoder_weights: str | Path | None = None, cache_dir: str | Path | None = None,
-                 device: str = "cpu", batch_size: int = 16, threads: int = 0, pipeline: FacePipeline | None = None):
+                 device: str = "cpu", batch_size: int = 16, threads: int = 0, pipeline: FacePipeline | None = None,
+                 precision: str = "auto"):
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         if encoder is None:
             kwargs = {"weights": encoder_weights} if encoder_weights is not None else {}
@@ -31,9 +32,9 @@ class VideoLabeler:
         self.encoder = encoder.eval()
         if pipeline is None:
             config = PipelineConfig.from_dict(self.checkpoint.pipeline)
-            pipeline = FacePipeline(replace(config, detector=replace(config.detector, threads=threads)))
+            pipeline = FacePipeline(replace(config, detector=replace(config.detector, threads=threads)), device=device)
         self.pipeline = pipeline
-        self.embedder = VideoEmbedder(self.pipeline, self.encoder, EmbeddingCache(cache_dir), batch_size)
+        self.embedder = VideoEmbedder(self.pipeline, self.encoder, EmbeddingCache(cache_dir), batch_size, precision)
         self.device = device
         self.labeler = FewShotLabeler(self.checkpoint.labeler, self.checkpoint.build_heads(device),
                                       self.checkpoint.heads_trained, self.checkpoint.build_sl_head(device), device)
@@ -44,7 +45,14 @@ class VideoLabeler:
         shared = not checkpoint.encoder.get("weights_in_checkpoint") and checkpoint.pipeline == self.checkpoint.pipeline
         return VideoLabeler(checkpoint, encoder=self.encoder if shared else None,
                             pipeline=self.pipeline if shared else None, cache_dir=self.embedder.cache.root,
-                            device=self.device, batch_size=self.embedder.batch_size)
+                            device=self.device, batch_size=self.embedder.batch_size,
+                            precision=self.embedder.precision)
+
+    @property
+    def placement(self) -> dict:
+        """What runs where: the encoder's device and precision, the detector's ONNX Runtime providers."""
+        return {"encoder": str(next(self.encoder.parameters()).device), "precision": self.embedder.precision,
+                "detector": self.pipeline.detector.providers}
 
     @property
     def model_version(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from mtclar.model.errors import ConfigError
+from mtclar.model.precision import PRECISIONS
 from mtclar_backend.ls_api import origin
 
 ENV = {
@@ -18,6 +19,8 @@ ENV = {
     "checkpoint": "MTCLAR_CHECKPOINT",
     "encoder_weights": "MTCLAR_ENCODER_WEIGHTS",
     "device": "MTCLAR_DEVICE",
+    "precision": "MTCLAR_PRECISION",
+    "batch_size": "MTCLAR_BATCH_SIZE",
     "threads": "MTCLAR_THREADS",
     "cache_dir": "MTCLAR_CACHE_DIR",
     "label_studio_url": "LABEL_STUDIO_URL",
@@ -46,8 +49,8 @@ ENV = {
 # set by torchrun for each process it starts; read here so that nothing else reads the environment
 TORCHRUN = {"world_size": "WORLD_SIZE", "rank": "RANK", "local_rank": "LOCAL_RANK",
             "local_world_size": "LOCAL_WORLD_SIZE"}
-INTEGERS = ("threads", "train_every", "max_tasks", "max_frame", "model_slots", "port", "workers", "http_threads",
-            "embed_workers")
+INTEGERS = ("threads", "batch_size", "train_every", "max_tasks", "max_frame", "model_slots", "port", "workers",
+            "http_threads", "embed_workers")
 FLOATS = ("segment_tolerance", "finetune_min_improvement", "segments_per_second", "max_body_mb", "predict_budget_s")
 SECRETS = ("label_studio_api_key", "basic_auth_pass")
 
@@ -58,6 +61,8 @@ class Settings:
     checkpoint: str | None = None  # base model; None = the shipped default
     encoder_weights: str | None = None
     device: str = "auto"
+    precision: str = "auto"  # the encoder on CUDA: fp16 (autocast) or fp32; auto = fp16 on CUDA, fp32 on CPU
+    batch_size: int = 16  # frames decoded, detected and encoded per batch
     threads: int = 0
     cache_dir: Path | None = None  # embedding cache; from_env: MTCLAR_CACHE_DIR, else ~/.cache/mtclar (CLI and
     # server alike); a Settings built in code without one uses <model_dir>/cache
@@ -105,8 +110,10 @@ class Settings:
         for key in ("threads", "train_every"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be >= 0")
-        for key in ("max_body_mb", "max_tasks", "max_frame", "model_slots", "segments_per_second", "workers",
-                    "predict_budget_s", "embed_workers",
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"MTCLAR_PRECISION={self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        for key in ("batch_size", "max_body_mb", "max_tasks", "max_frame", "model_slots", "segments_per_second",
+                    "workers", "predict_budget_s", "embed_workers",
                     "http_threads", "world_size", "local_world_size"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be > 0")

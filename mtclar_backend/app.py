@@ -86,7 +86,7 @@ def create_app(runtime: Runtime) -> Flask:
     def health():
         """Never waits for model work: it reads the loaded model's name and, with ?project=, the stored state."""
         out = {"status": "UP", "model_class": "MTCLARModel", "version": __version__,
-               "base_model": runtime.base.model_version}
+               "base_model": runtime.base.model_version, "device": runtime.base.placement}
         project = project_arg()
         if project is not None:
             out["model_version"] = runtime.model_version(project)
@@ -147,7 +147,8 @@ def create_app(runtime: Runtime) -> Flask:
     @app.get("/metrics")
     def metrics():
         project = project_arg()
-        out = {"base_model": runtime.base.model_version, "uptime_s": round(time.time() - runtime.started, 1),
+        out = {"base_model": runtime.base.model_version, "device": runtime.base.placement,
+               "uptime_s": round(time.time() - runtime.started, 1),
                "predict_latency": runtime.latencies.summary(), "store": runtime.store.counts(),
                "embedding": runtime.embeddings.progress(), "image_index": runtime.images.stats()}
         if project is not None:

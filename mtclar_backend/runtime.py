@@ -44,7 +44,7 @@ def base_labeler(settings: Settings) -> VideoLabeler:
         torch.set_num_threads(settings.threads)
     return VideoLabeler(settings.checkpoint, encoder_weights=settings.encoder_weights,
                         cache_dir=settings.embedding_cache, device=str(resolve_device(settings.device)),
-                        threads=settings.threads)
+                        threads=settings.threads, batch_size=settings.batch_size, precision=settings.precision)
 
 
 class Runtime:

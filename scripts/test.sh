@@ -17,5 +17,5 @@ if [ "${MTCLAR_SKIP_E2E_INSTALL:-0}" != "1" ]; then
 fi
 VENV="${MTCLAR_VENV:-$REPO_ROOT/.venv}"
 "$VENV/bin/ruff" check .
-"$VENV/bin/hadolint" docker/Dockerfile
+"$VENV/bin/hadolint" docker/Dockerfile docker/Dockerfile.gpu
 exec "$VENV/bin/python" -m pytest "$@"

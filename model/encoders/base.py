@@ -70,6 +70,8 @@ class FaceEncoder(nn.Module):
         size = self.input_size
         if x.shape[1] != size or x.shape[2] != size:
             raise ValueError(f"{self.name}: expected {size}x{size} crops, got {x.shape[1]}x{x.shape[2]}")
+        # to the device as it came (uint8 from pinned memory: a quarter of float32's bytes), then channels first
+        x = x.to(device=next(self.parameters()).device, non_blocking=True)
         return self.normalize(x.permute(0, 3, 1, 2))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,9 +47,10 @@ class TrackedBatch:
 
 
 class FacePipeline:
-    def __init__(self, config: PipelineConfig = PipelineConfig(), detector: RetinaFaceDetector | None = None):
+    def __init__(self, config: PipelineConfig = PipelineConfig(), detector: RetinaFaceDetector | None = None,
+                 device: str = "cpu"):
         self.config = config
-        self.detector = detector or RetinaFaceDetector(config.detector)
+        self.detector = detector or RetinaFaceDetector(config.detector, device)
 
     def track_video(self, path: str | Path, crop_size: int, batch_size: int = 16) -> Iterator[TrackedBatch]:
         """Decode, detect and align a whole video in one pass."""

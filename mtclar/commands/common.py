@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from mtclar.model.precision import PRECISIONS
 from mtclar.settings import Settings
 
 
@@ -24,8 +25,12 @@ def add_model_options(parser: argparse.ArgumentParser, settings: Settings) -> No
     group.add_argument("--encoder-weights", default=settings.encoder_weights,
                        help="encoder weights file, for encoders we may not ship (emonet: emonet_8.pth)")
     group.add_argument("--device", default=settings.device, help="cpu, cuda, cuda:1 or auto")
+    group.add_argument("--precision", choices=PRECISIONS, default=settings.precision,
+                       help="the encoder on CUDA: fp16 (autocast) or fp32; auto = fp16 on CUDA, fp32 on CPU "
+                            "(default: %(default)s; MTCLAR_PRECISION)")
     group.add_argument("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime")
-    group.add_argument("--batch-size", type=int, default=16)
+    group.add_argument("--batch-size", type=_positive, default=settings.batch_size,
+                       help="frames per batch (default: %(default)s; MTCLAR_BATCH_SIZE)")
     group.add_argument("--cache-dir", type=Path, default=settings.cache_dir,
                        help="embedding cache (default: %(default)s; MTCLAR_CACHE_DIR)")
     group.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
@@ -39,7 +44,15 @@ def make_labeler(args: argparse.Namespace):
         torch.set_num_threads(args.threads)
     cache_dir = None if args.no_cache else args.cache_dir / "embeddings"
     return VideoLabeler(args.checkpoint, encoder_weights=args.encoder_weights, cache_dir=cache_dir,
-                        device=str(resolve_device(args.device)), batch_size=args.batch_size, threads=args.threads or 0)
+                        device=str(resolve_device(args.device)), batch_size=args.batch_size, threads=args.threads or 0,
+                        precision=args.precision)
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw} is not a positive whole number")
+    return value
 
 
 def read_videos_and_anchors(videos: list[Path], anchors: Path) -> tuple[dict[str, Path], dict]:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from mtclar.model.precision import PRECISIONS
 from mtclar.settings import Settings
 
 
@@ -23,6 +24,8 @@ def add_parser(sub, settings: Settings) -> None:
     group.add_argument("--model-dir", type=Path, default=None, help="MODEL_DIR: anchor store, checkpoints, media")
     group.add_argument("--checkpoint", default=None, help="MTCLAR_CHECKPOINT: base model (default: shipped)")
     group.add_argument("--device", default=None, help="MTCLAR_DEVICE: cpu, cuda or auto")
+    group.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="MTCLAR_PRECISION: the encoder on CUDA, fp16 (autocast) or fp32; auto = fp16 on CUDA")
     group.add_argument("--label-studio-url", default=None, help="LABEL_STUDIO_URL")
     group.add_argument("--label-studio-api-key", default=None, help="LABEL_STUDIO_API_KEY")
     group.add_argument("--redis-url", default=None, help="REDIS_URL (optional)")
@@ -31,6 +34,7 @@ def add_parser(sub, settings: Settings) -> None:
 
 def config_from(args: argparse.Namespace, settings: Settings) -> Settings:
     return settings.with_overrides(model_dir=args.model_dir, checkpoint=args.checkpoint, device=args.device,
+                                  precision=args.precision,
                                   label_studio_url=args.label_studio_url,
                                   label_studio_api_key=args.label_studio_api_key, redis_url=args.redis_url)
 

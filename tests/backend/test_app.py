@@ -75,6 +75,9 @@ def test_health_and_root(client):
     for path in ("/", "/health"):
         body = client.get(path).get_json()
         assert body["status"] == "UP" and body["model_class"] == "MTCLARModel"
+        # what runs where, as the loaded model says (the test machine has no GPU)
+        assert body["device"] == {"encoder": "cpu", "precision": "fp32", "detector": ["CPUExecutionProvider"]}
+    assert client.get("/metrics").get_json()["device"] == body["device"]
 
 
 def test_setup_returns_a_version_and_rejects_bad_configs(client):

@@ -95,7 +95,8 @@ def test_label_suggests_frames(wolfgang):
 def test_label_a_video_without_a_face(videos, cache_dir, tmp_path, capsys):
     anchors = anchors_csv(tmp_path / "a.csv", [("no_face", 10, 0.1, 0.2)])
     code = main(["label", str(videos / "no_face.mp4"), "--anchors", str(anchors), "--out", str(tmp_path / "out"),
-                 "--cache-dir", str(cache_dir), "--no-plot"])
+                 "--cache-dir", str(cache_dir), "--no-plot", "--device", "cpu", "--precision", "fp16",
+                 "--batch-size", "8"])
     captured = capsys.readouterr()
     assert code == 0
     assert "no_face: no face was found in any frame" in captured.err
@@ -111,6 +112,8 @@ def test_label_a_video_without_a_face(videos, cache_dir, tmp_path, capsys):
             assert (row["source"], row["valence"], row["arousal"], row["score"]) == ("no_face", "", "", "")
     data = json.loads((tmp_path / "out" / "no_face.json").read_text())
     assert data["metadata"]["frames_with_face"] == 0
+    # what ran where: fp16 applies to CUDA only, so this CPU run was fp32
+    assert data["metadata"]["device"] == {"encoder": "cpu", "precision": "fp32", "detector": ["CPUExecutionProvider"]}
     assert data["frames"][0]["valence"] is None and data["frames"][0]["predictor"] == "no_face"
 
 

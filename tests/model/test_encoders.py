@@ -48,3 +48,22 @@ def test_encoder_shapes_finite_outputs_and_gradients(name: str, build_kwargs: di
 def test_unknown_encoder_is_a_config_error_naming_the_known_ones():
     with pytest.raises(ConfigError, match="faceapi-expression"):
         create_encoder("resnet-9000")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "emonet" else n
+                                  for n in list_encoders()])
+def test_every_encoder_runs_under_autocast(name: str, build_kwargs: dict[str, dict]):
+    """The encoder path under autocast: fp16 on CUDA where there is one (marked gpu in test_gpu.py), else CPU's
+    bfloat16 as the stand-in that runs everywhere (same op casting lists; fewer mantissa bits than fp16)."""
+    from mtclar.model.embeddings import encode_crops
+
+    torch.manual_seed(0)
+    encoder = create_encoder(name, **build_kwargs[name]).eval()
+    crops = np.random.default_rng(1).integers(0, 256, (3, encoder.input_size, encoder.input_size, 3), dtype=np.uint8)
+    reference, _ = encode_crops(encoder, crops)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = encoder.forward_features(encoder.preprocess(crops))
+    low = out["embedding"].float().numpy()
+    assert out["embedding"].dtype == torch.bfloat16, "autocast reached the encoder's layers"
+    cosine = (low * reference).sum(1) / (np.linalg.norm(low, axis=1) * np.linalg.norm(reference, axis=1))
+    assert np.isfinite(low).all() and cosine.min() > 0.98, cosine
