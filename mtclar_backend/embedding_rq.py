@@ -98,12 +98,13 @@ class RQEmbeddingQueue:
 
     def __init__(self, redis_url: str, embed: Mapping[str, Embed], ready: Mapping[str, Ready],
                  cached: Callable[[TaskMedia], bool], on_ready: Callable[[int], None],
-                 target: str = "mtclar_backend.worker.embed_job", prefix: str = "mtclar:embed"):
+                 target: str | Callable = "mtclar_backend.worker.embed_job", prefix: str = "mtclar:embed",
+                 queue_name: str = QUEUE):
         from redis import Redis
         from rq import Queue
 
         self.redis = Redis.from_url(redis_url)
-        self.rq = Queue(QUEUE, connection=self.redis)
+        self.rq = Queue(queue_name, connection=self.redis)
         self._embed, self._ready, self._cached, self._on_ready = dict(embed), dict(ready), cached, on_ready
         self.target, self.prefix = target, prefix
         self._submit = self.redis.register_script(_SUBMIT)
@@ -189,7 +190,7 @@ class RQEmbeddingQueue:
     def _workers(self) -> int:
         from rq import Worker
 
-        return sum(QUEUE in w.queue_names() for w in Worker.all(connection=self.redis))
+        return sum(self.rq.name in w.queue_names() for w in Worker.all(connection=self.redis))
 
     def shutdown(self) -> None:
         """Nothing runs in this process: the workers keep going."""
