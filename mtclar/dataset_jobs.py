@@ -120,23 +120,36 @@ def _one_line(exc_string: str | None) -> str:
     return f"{kind.rsplit('.', 1)[-1]}: {message}" if sep and " " not in kind else last
 
 
-def fan_out(queue_url: str, options: ModelOptions, jobs: list[VideoJob]) -> Iterator[Finished]:
-    """Enqueue one job per video and yield each as it finishes (in the order they finish), with one progress
-    bar over the videos. Jobs not finished when the caller stops (an error, ^C) are cancelled."""
+def connect(queue_url: str, cache: bool):
+    """The Redis of ``--queue``, checked before any work: reachable, with a worker on the dataset queue."""
     from redis import Redis
     from redis.exceptions import RedisError
-    from rq import Queue, Worker
-    from rq.job import Job, JobStatus
-    from tqdm import tqdm
+    from rq import Worker
 
-    if options.cache_dir is None:
+    if not cache:
         raise ConfigError("--queue needs the embedding cache (not --no-cache): the workers write the embeddings "
                           "there and this command reads them back")
     try:
         connection = Redis.from_url(queue_url)
-        queue = Queue(QUEUE, connection=connection)
-        if not any(QUEUE in w.queue_names() for w in Worker.all(connection=connection)):
-            raise ConfigError(f"--queue {_safe(queue_url)}: no `mtclar worker` listens on queue {QUEUE!r} there")
+        workers = Worker.all(connection=connection)
+    except (RedisError, ValueError) as error:
+        raise ConfigError(f"--queue {_safe(queue_url)}: {error}") from None
+    if not any(QUEUE in w.queue_names() for w in workers):
+        raise ConfigError(f"--queue {_safe(queue_url)}: no `mtclar worker` takes jobs from queue {QUEUE!r} there")
+    return connection
+
+
+def fan_out(queue_url: str, options: ModelOptions, jobs: list[VideoJob]) -> Iterator[Finished]:
+    """Enqueue one job per video and yield each as it finishes (in the order they finish), with one progress
+    bar over the videos. Jobs not finished when the caller stops (an error, ^C) are cancelled."""
+    from redis.exceptions import RedisError
+    from rq import Queue
+    from rq.job import Job, JobStatus
+    from tqdm import tqdm
+
+    connection = connect(queue_url, options.cache_dir is not None)
+    queue = Queue(QUEUE, connection=connection)
+    try:
         pending: dict[str, VideoJob] = {}
         for job in jobs:
             enqueued = queue.enqueue("mtclar.dataset_jobs.embed_job", asdict(options), job,

@@ -61,6 +61,10 @@ def _embed_on_workers(args: argparse.Namespace, labeler, videos: list) -> list:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.queue:
+        from mtclar.dataset_jobs import connect
+
+        connect(args.queue, not args.no_cache)  # before any work
     videos = load_labelled_videos(args.data, args.videos)
     labeler = make_labeler(args)
     if args.queue:

@@ -40,6 +40,10 @@ def add_parser(sub, settings: Settings) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.queue:
+        from mtclar.dataset_jobs import connect
+
+        connect(args.queue, not args.no_cache)  # before any work
     stems, rows = read_videos_and_anchors(args.videos, args.anchors)
     labeler = make_labeler(args)
     if labeler.labeler.sl_head is None:

@@ -114,6 +114,23 @@ def _evaluate(dataset: Path, cache: Path, *extra: str) -> list[str]:
             str(cache), "--threads", "1", *extra]
 
 
+def test_queue_without_the_cache_or_an_unreachable_redis_exits_2_before_any_work(dataset, tmp_path, capsys):
+    code = main(_label(dataset, tmp_path / "out", tmp_path / "cache", "--no-cache", "--queue", "redis://127.0.0.1:1/0"))
+    assert code == 2 and "--queue needs the embedding cache (not --no-cache)" in capsys.readouterr().err
+    code = main(_evaluate(dataset, tmp_path / "cache", "--queue", "redis://:hunter2@127.0.0.1:1/0"))
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("mtclar evaluate: error: --queue redis://127.0.0.1:1/0: ")
+    assert "hunter2" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_queue_with_no_worker_listening_exits_2_before_any_work(dataset, redis_url, tmp_path, capsys):
+    code = main(_label(dataset, tmp_path / "out", tmp_path / "cache", "--queue", redis_url))
+    assert code == 2
+    assert "no `mtclar worker` takes jobs from queue 'mtclar-datasets' there" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_label_and_evaluate_on_two_workers_match_a_local_run(dataset, redis_url, workers, tmp_path, capsys):
     local_cache, queue_cache = tmp_path / "local-cache", tmp_path / "queue-cache"  # each embeds from scratch
