@@ -21,7 +21,8 @@ from mtclar.model.labeling import VideoLabeler
 QUEUE = "mtclar-datasets"
 JOB_TIMEOUT_S = 3600  # one video; a longer job is killed by its worker and reported as failed
 RESULT_TTL_S = 3600
-POLL_S = 0.1
+POLL_S = 0.1  # the first wait between looks at the jobs; it grows to 1 s while none finishes
+LIVENESS_S = 10.0  # how often to check that a worker still listens
 
 
 @dataclass(frozen=True)
@@ -150,34 +151,37 @@ def fan_out(queue_url: str, options: ModelOptions, jobs: list[VideoJob]) -> Iter
     connection = connect(queue_url, options.cache_dir is not None)
     queue = Queue(QUEUE, connection=connection)
     try:
-        pending: dict[str, VideoJob] = {}
-        for job in jobs:
-            enqueued = queue.enqueue("mtclar.dataset_jobs.embed_job", asdict(options), job,
-                                     job_timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S, failure_ttl=RESULT_TTL_S,
-                                     description=f"embed {job.name}")
-            pending[enqueued.id] = job
+        enqueued = queue.enqueue_many([
+            Queue.prepare_data("mtclar.dataset_jobs.embed_job", (asdict(options), job), timeout=JOB_TIMEOUT_S,
+                               result_ttl=RESULT_TTL_S, failure_ttl=RESULT_TTL_S, description=f"embed {job.name}")
+            for job in jobs])
     except (RedisError, ValueError) as error:
         raise ConfigError(f"--queue {_safe(queue_url)}: {error}") from None
+    pending: dict[str, VideoJob] = {rq_job.id: job for rq_job, job in zip(enqueued, jobs, strict=True)}
     bar = tqdm(total=len(jobs), unit="video", desc="videos")
+    poll, checked = POLL_S, time.monotonic()
     try:
         while pending:
-            finished = []
-            for job_id, status in zip(pending, _statuses(list(pending), connection), strict=True):
-                if status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
-                    finished.append((job_id, status))
-            for job_id, status in finished:
+            ids = list(pending)
+            pipe = connection.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(Job.key_for(job_id), "status")
+            statuses = [JobStatus(raw.decode()) if raw else None for raw in pipe.execute()]
+            for job_id, status in zip(ids, statuses, strict=True):
+                if status not in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, None):
+                    continue
                 video = pending.pop(job_id)
                 bar.update(1)
-                job = Job.fetch(job_id, connection=connection) if status is not None else None
-                result = job.latest_result() if job is not None else None
-                if status == JobStatus.FINISHED and result is not None:
-                    yield Finished(video, (result.return_value or {}).get("worker"), None)
-                else:
-                    reason = _one_line(result.exc_string if result is not None else None) \
-                        if status == JobStatus.FAILED else f"the job is {status.value if status else 'gone'}"
-                    yield Finished(video, job.worker_name if job is not None else None, reason)
+                poll = POLL_S
+                yield _finished(video, job_id, status, connection)
             if pending:
-                time.sleep(POLL_S)
+                if time.monotonic() - checked > LIVENESS_S:  # every worker gone: the jobs would wait forever
+                    checked = time.monotonic()
+                    if not _listening(connection):
+                        raise ConfigError(f"no `mtclar worker` takes jobs from queue {QUEUE!r} any more; "
+                                          f"{len(pending)} videos were not embedded")
+                time.sleep(poll)
+                poll = min(poll * 1.5, 1.0)
     finally:
         bar.close()
         for job_id in pending:
@@ -185,11 +189,26 @@ def fan_out(queue_url: str, options: ModelOptions, jobs: list[VideoJob]) -> Iter
                 Job.fetch(job_id, connection=connection).cancel()
 
 
-def _statuses(job_ids: list[str], connection) -> list:
-    from rq.job import Job
+def _finished(video: VideoJob, job_id: str, status, connection) -> Finished:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
 
-    return [job.get_status(refresh=False) if job is not None else None
-            for job in Job.fetch_many(job_ids, connection=connection)]
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return Finished(video, None, "the job is gone (expired before its result was read)")
+    result = job.latest_result()
+    if status == JobStatus.FINISHED and result is not None:
+        return Finished(video, (result.return_value or {}).get("worker"), None)
+    if status == JobStatus.FAILED:
+        return Finished(video, job.worker_name, _one_line(result.exc_string if result is not None else None))
+    return Finished(video, job.worker_name, f"the job is {status.value}")
+
+
+def _listening(connection) -> bool:
+    from rq import Worker
+
+    return any(QUEUE in w.queue_names() for w in Worker.all(connection=connection))
 
 
 def _safe(url: str) -> str:
