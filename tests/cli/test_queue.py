@@ -167,3 +167,28 @@ def test_a_video_that_fails_on_a_worker_is_one_error_line_naming_it(dataset, red
     assert len(errors) == 2, err
     assert errors[0].startswith(f"mtclar evaluate: error: {tmp_path / 'broken.mp4'}: MediaError: ")
     assert errors[1] == "mtclar evaluate: error: 1 of 2 videos failed on the workers: broken"
+
+
+def test_the_command_stops_and_cancels_its_jobs_when_every_worker_is_gone(redis_url, dataset, monkeypatch):
+    import threading
+
+    from redis import Redis
+    from rq import Queue, Worker
+    from rq.job import Job, JobStatus
+
+    from mtclar import dataset_jobs
+    from mtclar.model.errors import ConfigError
+
+    url = redis_url.rsplit("/", 1)[0] + "/3"  # a database of its own: the real workers never see these jobs
+    connection = Redis.from_url(url)
+    ghost = Worker([Queue(dataset_jobs.QUEUE, connection=connection)], connection=connection, name="ghost")
+    ghost.register_birth()  # a worker that registers, then dies without taking a job
+    monkeypatch.setattr(dataset_jobs, "LIVENESS_S", 0.3)
+    options = dataset_jobs.ModelOptions(None, None, "cpu", 16, 1, str(dataset / "cache"))
+    finished = dataset_jobs.fan_out(url, options, [dataset_jobs.VideoJob("single_face", dataset / "single_face.mp4")])
+    threading.Timer(0.2, ghost.register_death).start()
+    with pytest.raises(ConfigError, match="no `mtclar worker` takes jobs from queue 'mtclar-datasets' any more; "
+                                          "1 videos were not embedded"):
+        next(finished)
+    jobs = Queue(dataset_jobs.QUEUE, connection=connection).canceled_job_registry.get_job_ids()
+    assert len(jobs) == 1 and Job.fetch(jobs[0], connection=connection).get_status() == JobStatus.CANCELED
