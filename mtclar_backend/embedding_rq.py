@@ -29,17 +29,19 @@ QUEUE = "mtclar-embed"
 JOB_TIMEOUT_S = 3600  # one video; a worker kills a job running longer (it is then recorded as failed)
 KEEP_S = JOB_TIMEOUT_S + 600  # a job whose worker died unreported stops blocking its video after this long
 POLL_S = 0.05
+LOST_AFTER_S = 60  # a job key this old whose RQ job is gone was lost (younger: it may be being enqueued)
 Embed = Callable[[TaskMedia], VideoEmbeddings]
 Ready = Callable[[TaskMedia], VideoEmbeddings | None]
 
-# KEYS: job, owners, counts, projects, inflight. ARGV: video hash, project ("" none), priority, new job id, ttl.
+# KEYS: job, owners, counts, projects, inflight. ARGV: video hash, project ("" none), priority, new job id, ttl,
+# now (s).
 # -> {"new" | "promote" | "", the job id}
 _SUBMIT = """
 local job = redis.call('HMGET', KEYS[1], 'id', 'priority')
 local outcome, id = '', job[1]
 if not id then
   id = ARGV[4]
-  redis.call('HSET', KEYS[1], 'id', id, 'priority', ARGV[3])
+  redis.call('HSET', KEYS[1], 'id', id, 'priority', ARGV[3], 'at', ARGV[6])
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('SADD', KEYS[5], ARGV[1])
   outcome = 'new'
@@ -66,13 +68,14 @@ return 1
 
 # KEYS: job, owners, failed, inflight. ARGV: video hash, "1" ok | "0" failed, failure, failure ttl, key prefix,
 # ttl.
-# -> the projects whose awaited videos are now all done, one of them at least embedded (to bump)
+# -> the projects whose awaited videos are now all done, one of them at least embedded (to bump). An empty
+# failure (a lost job) is counted but not remembered: the next ask queues the video again.
 _FINISH = """
 local owners = redis.call('SMEMBERS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[4], ARGV[1])
 local ok = ARGV[2] == '1'
-if not ok then redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4]) end
+if not ok and ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4]) end
 local bump = {}
 for _, project in ipairs(owners) do
   redis.call('HINCRBY', ARGV[5] .. ':counts:' .. project, ok and 'done' or 'failed', 1)
@@ -139,7 +142,8 @@ class RQEmbeddingQueue:
         outcome, job_id = self._submit(
             keys=[self._key("job", digest), self._key("owners", digest), self._key("counts", project),
                   self._key("projects"), self._key("inflight")],
-            args=[digest, "" if project is None else project, priority, f"embed-{uuid.uuid4().hex}", KEEP_S])
+            args=[digest, "" if project is None else project, priority, f"embed-{uuid.uuid4().hex}", KEEP_S,
+                  int(time.time())])
         outcome, job_id = outcome.decode(), job_id.decode()
         if outcome == "new":
             self.rq.enqueue(self.target, kind, asdict(media), job_id=job_id, at_front=priority == URGENT,
@@ -158,6 +162,8 @@ class RQEmbeddingQueue:
             return ready
         self.submit(project, media, URGENT, kind)
         digest = video_hash(media.url)
+        if self._lost(digest):
+            self.submit(project, media, URGENT, kind)
         deadline = time.monotonic() + max(0.0, min(timeout, 3600.0))
         while True:
             in_flight = self.redis.exists(self._key("job", digest))
@@ -173,6 +179,23 @@ class RQEmbeddingQueue:
             time.sleep(POLL_S)
         self._raise_recent_failure(media)
         return self._ready[kind](media)
+
+    def _lost(self, digest: str) -> bool:
+        """Whether the video's job ended without reporting (its worker died, or it was removed from RQ); if so
+        it is counted as failed and forgotten, so that it can be queued again."""
+        from rq.job import Job
+
+        job_id, at = self.redis.hmget(self._key("job", digest), "id", "at")
+        if job_id is None:
+            return False
+        status = self.redis.hget(Job.key_for(job_id.decode()), "status")
+        gone = status is None and time.time() - int(at or 0) > LOST_AFTER_S  # (not yet enqueued, when younger)
+        if not gone and status not in (b"failed", b"stopped", b"canceled"):
+            return False
+        log.warning("embedding job %s of %s was lost (RQ status %s)", job_id.decode(), digest,
+                    status.decode() if status else "gone")
+        self._record(digest, "")
+        return True
 
     def progress(self, project: int | None = None) -> dict:
         if project is not None:
@@ -204,6 +227,15 @@ class RQEmbeddingQueue:
             raise MediaError(failure["message"])
         raise RuntimeError(f"embedding task {media.task_id} failed on a worker: {failure['message']}")
 
+    def _record(self, digest: str, failure: str | None) -> None:
+        """The video's job ended: embedded (``failure`` None), failed (remembered for a while) or lost ("")."""
+        bump = self._finish(keys=[self._key("job", digest), self._key("owners", digest),
+                                  self._key("failed", digest), self._key("inflight")],
+                            args=[digest, "1" if failure is None else "0", failure or "", int(RETRY_FAILED_AFTER_S),
+                                  self.prefix, KEEP_S])
+        for project in bump:
+            self._on_ready(int(project))
+
     # -- working (`mtclar worker`) --------------------------------------------------------------------------
 
     def run(self, kind: str, media: TaskMedia) -> dict:
@@ -214,13 +246,8 @@ class RQEmbeddingQueue:
             embeddings, error = self._embed[kind](media), None
         except Exception as failure:  # recorded for the web workers, then re-raised for RQ's failed registry
             embeddings, error = None, failure
-        message = json.dumps({"media": isinstance(error, MediaError), "message": str(error)[:2000]})
-        bump = self._finish(keys=[self._key("job", digest), self._key("owners", digest),
-                                  self._key("failed", digest), self._key("inflight")],
-                            args=[digest, "1" if error is None else "0", message, int(RETRY_FAILED_AFTER_S),
-                                  self.prefix, KEEP_S])
-        for project in bump:
-            self._on_ready(int(project))
+        self._record(digest, None if error is None else
+                     json.dumps({"media": isinstance(error, MediaError), "message": str(error)[:2000]}))
         if error is not None:
             raise error
         return {"task": media.task_id, "frames": embeddings.n_frames if embeddings is not None else 0}

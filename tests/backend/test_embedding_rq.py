@@ -162,3 +162,18 @@ def test_a_real_worker_process_embeds_into_the_shared_cache(redis_url, shared_di
     assert runtime.store.revision(project) == revision + 1
     health = create_app(runtime).test_client().get(f"/health?project={project}").get_json()
     assert health["embedding"] == {"queued": 1, "done": 1}
+
+
+def test_a_job_whose_worker_died_is_counted_failed_and_queued_again_at_the_next_ask(cluster):
+    from rq.job import JobStatus
+
+    web1, web2 = cluster.queue(), cluster.queue()
+    assert web1.wait(6, media("a.mp4"), 0.01) is None
+    job = web1.rq.jobs[0]
+    web1.rq.remove(job)  # a worker took it and died: RQ moves such a job to its failed registry
+    job.set_status(JobStatus.FAILED)
+    assert web2.wait(6, media("a.mp4"), 0.01) is None  # lost: counted failed, then queued again at once
+    assert web2.progress(6) == {"queued": 2, "failed": 1} and web2.rq.count == 1 and web2.rq.jobs[0].id != job.id
+    cluster.work()
+    assert cluster.order == ["a.mp4"] and cluster.bumps == [6]
+    assert web1.wait(6, media("a.mp4"), 0.01) == "embeddings of a.mp4"
