@@ -192,3 +192,8 @@ def test_the_command_stops_and_cancels_its_jobs_when_every_worker_is_gone(redis_
         next(finished)
     jobs = Queue(dataset_jobs.QUEUE, connection=connection).canceled_job_registry.get_job_ids()
     assert len(jobs) == 1 and Job.fetch(jobs[0], connection=connection).get_status() == JobStatus.CANCELED
+
+
+def test_worker_refuses_an_unknown_queue(capsys):
+    assert main(["worker", "--redis-url", "redis://127.0.0.1:1/0", "--queues", "mtclar-datasets", "nope"]) == 2
+    assert "--queues: unknown queue 'nope'; known: mtclar, mtclar-embed, mtclar-datasets" in capsys.readouterr().err
