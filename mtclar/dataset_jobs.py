@@ -40,9 +40,15 @@ class ModelOptions:
     def of(cls, args) -> ModelOptions:
         """From the parsed options of ``commands.common.add_model_options``."""
         cache = None if args.no_cache else str(Path(args.cache_dir, "embeddings").resolve())
-        checkpoint = str(args.checkpoint) if args.checkpoint is not None else None
-        weights = str(args.encoder_weights) if args.encoder_weights is not None else None
-        return cls(checkpoint, weights, str(args.device), int(args.batch_size), int(args.threads or 0), cache)
+        return cls(_absolute(args.checkpoint), _absolute(args.encoder_weights), str(args.device),
+                   int(args.batch_size), int(args.threads or 0), cache)
+
+
+def _absolute(path: str | Path | None) -> str | None:
+    """A path a worker with another working directory finds too (a name that is not a file stays a name)."""
+    if path is None:
+        return None
+    return str(Path(path).resolve()) if Path(path).exists() else str(path)
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ def build_labeler(options: ModelOptions) -> VideoLabeler:
                         threads=options.threads)
 
 
-_labelers: dict[ModelOptions, VideoLabeler] = {}  # a worker keeps each model it loaded between jobs
+_labelers: dict[ModelOptions, VideoLabeler] = {}  # a worker keeps the model it loaded between jobs
 
 
 def embed_job(options: dict, job: VideoJob) -> dict:
@@ -97,6 +103,7 @@ def embed_job(options: dict, job: VideoJob) -> dict:
     if model.cache_dir is None:
         raise ConfigError("a dataset job needs the embedding cache: it is how the embeddings reach the command")
     if model not in _labelers:
+        _labelers.clear()  # one model at a time: another command's options replace it
         _labelers[model] = build_labeler(model)
     embeddings = job.embed(_labelers[model])
     current = get_current_job()

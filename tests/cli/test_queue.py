@@ -155,6 +155,16 @@ def test_label_and_evaluate_on_two_workers_match_a_local_run(dataset, redis_url,
 
 
 @pytest.mark.slow
+def test_evaluate_of_frame_folders_on_workers_matches_a_local_run(shared_dir, redis_url, workers, tmp_path, capsys):
+    data = ["evaluate", "--data", str(shared_dir / "data" / "afewva-sample"), "--support", "first:1", "--threads", "1"]
+    assert main([*data, "--cache-dir", str(tmp_path / "local")]) == 0
+    local = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main([*data, "--cache-dir", str(tmp_path / "queued"), "--queue", redis_url]) == 0
+    queued = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert queued == local and local["videos"] == 1
+
+
+@pytest.mark.slow
 def test_a_video_that_fails_on_a_worker_is_one_error_line_naming_it(dataset, redis_url, workers, tmp_path, capsys):
     (tmp_path / "broken.mp4").write_bytes(b"\0" * 4096)
     (tmp_path / "single_face.mp4").symlink_to(dataset / "single_face.mp4")
