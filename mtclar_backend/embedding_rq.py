@@ -67,10 +67,11 @@ return 1
 """
 
 # KEYS: job, owners, failed, inflight. ARGV: video hash, "1" ok | "0" failed, failure, failure ttl, key prefix,
-# ttl.
+# ttl, the job id that ended ("" any; a job that is no longer the video's current one changes nothing).
 # -> the projects whose awaited videos are now all done, one of them at least embedded (to bump). An empty
 # failure (a lost job) is counted but not remembered: the next ask queues the video again.
 _FINISH = """
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'id') ~= ARGV[7] then return {} end
 local owners = redis.call('SMEMBERS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[4], ARGV[1])
@@ -194,7 +195,7 @@ class RQEmbeddingQueue:
             return False
         log.warning("embedding job %s of %s was lost (RQ status %s)", job_id.decode(), digest,
                     status.decode() if status else "gone")
-        self._record(digest, "")
+        self._record(digest, job_id.decode(), "")
         return True
 
     def progress(self, project: int | None = None) -> dict:
@@ -227,12 +228,12 @@ class RQEmbeddingQueue:
             raise MediaError(failure["message"])
         raise RuntimeError(f"embedding task {media.task_id} failed on a worker: {failure['message']}")
 
-    def _record(self, digest: str, failure: str | None) -> None:
+    def _record(self, digest: str, job_id: str, failure: str | None) -> None:
         """The video's job ended: embedded (``failure`` None), failed (remembered for a while) or lost ("")."""
         bump = self._finish(keys=[self._key("job", digest), self._key("owners", digest),
                                   self._key("failed", digest), self._key("inflight")],
                             args=[digest, "1" if failure is None else "0", failure or "", int(RETRY_FAILED_AFTER_S),
-                                  self.prefix, KEEP_S])
+                                  self.prefix, KEEP_S, job_id])
         for project in bump:
             self._on_ready(int(project))
 
@@ -241,12 +242,15 @@ class RQEmbeddingQueue:
     def run(self, kind: str, media: TaskMedia) -> dict:
         """Embed one queued media file into the shared cache and record how it ended; the last of a project's
         awaited videos bumps its revision. A failure is recorded (and shown to whoever asks), then raised."""
+        from rq import get_current_job
+
         digest = video_hash(media.url)
         try:
             embeddings, error = self._embed[kind](media), None
         except Exception as failure:  # recorded for the web workers, then re-raised for RQ's failed registry
             embeddings, error = None, failure
-        self._record(digest, None if error is None else
+        current = get_current_job()
+        self._record(digest, current.id if current is not None else "", None if error is None else
                      json.dumps({"media": isinstance(error, MediaError), "message": str(error)[:2000]}))
         if error is not None:
             raise error
