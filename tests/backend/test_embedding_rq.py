@@ -148,6 +148,7 @@ def test_a_real_worker_process_embeds_into_the_shared_cache(redis_url, shared_di
     revision = runtime.store.revision(project)
     task = TaskMedia(task_id=5, video_key="task:5", url="/data/local-files/?d=videos/single_face.mp4")
     assert runtime.embeddings.wait(project, task, 0.01) is None  # a request gave up on it: queued, awaited
+    in_flight = runtime.embeddings.progress()["in_flight"]  # other tests of the session may have left some
     env = {**os.environ, "REDIS_URL": redis_url, "MODEL_DIR": str(tmp_path / "worker"),
            "MTCLAR_CACHE_DIR": str(tmp_path / "cache"), "MTCLAR_MEDIA_ROOTS": str(shared_dir / "data")}
     started = time.perf_counter()
@@ -160,8 +161,11 @@ def test_a_real_worker_process_embeds_into_the_shared_cache(redis_url, shared_di
     embeddings = runtime.embeddings.wait(project, task, 0.01)
     assert embeddings is not None and embeddings.n_frames == 72
     assert runtime.store.revision(project) == revision + 1
-    health = create_app(runtime).test_client().get(f"/health?project={project}").get_json()
-    assert health["embedding"] == {"queued": 1, "done": 1}
+    client = create_app(runtime).test_client()
+    assert client.get(f"/health?project={project}").get_json()["embedding"] == {"queued": 1, "done": 1}
+    metrics = client.get(f"/metrics?project={project}").get_json()
+    assert metrics["project_embedding"] == {"queued": 1, "done": 1}
+    assert metrics["embedding"]["in_flight"] == in_flight - 1 and metrics["embedding"]["workers"] == 0
 
 
 def test_a_job_whose_worker_died_is_counted_failed_and_queued_again_at_the_next_ask(cluster):
