@@ -64,6 +64,11 @@ def embed_case(labeler: VideoLabeler, video: LabelledVideo, show_progress: bool 
     else:
         assert video.frame_files is not None and video.fps is not None
         embeddings = labeler.embedder.embed_frames(video.frame_files, video.fps, video.name, show_progress)
+    return case_of(video, embeddings)
+
+
+def case_of(video: LabelledVideo, embeddings: VideoEmbeddings) -> VideoCase:
+    """A labelled video with its embeddings: its labelled frames that decoded, and those with a face."""
     rows = np.array(sorted(f for f in video.labels if f < embeddings.n_frames), dtype=int)
     dropped = len(video.labels) - len(rows)
     if dropped:

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -28,13 +28,18 @@ from .ls_format import TaskMedia
 log = logging.getLogger(__name__)
 URGENT, BACKLOG = 0, 1  # a request waits for it; nobody does yet
 RETRY_FAILED_AFTER_S = 600.0
+Embed = Callable[[TaskMedia], VideoEmbeddings]
 
 
 class EmbeddingQueue:
-    def __init__(self, embed: Callable[[TaskMedia], VideoEmbeddings],
+    """``embed``: how to embed a video, or that per kind of media ("video", "image"); ``ready``: a video's
+    embeddings when the cache has them."""
+
+    def __init__(self, embed: Embed | Mapping[str, Embed],
                  ready: Callable[[TaskMedia], VideoEmbeddings | None], cached: Callable[[TaskMedia], bool],
                  on_ready: Callable[[int], None], workers: int = 1):
-        self._embed, self._ready, self._cached, self._on_ready = embed, ready, cached, on_ready
+        self._embed = dict(embed) if isinstance(embed, Mapping) else {"video": embed}
+        self._ready, self._cached, self._on_ready = ready, cached, on_ready
         self._jobs: queue.PriorityQueue = queue.PriorityQueue()
         self._order = itertools.count()
         self._lock = threading.Lock()
@@ -73,10 +78,9 @@ class EmbeddingQueue:
             self.submit(project, media, URGENT)
         return ready
 
-    def submit(self, project: int | None, media: TaskMedia, priority: int = URGENT,
-               embed: Callable[[TaskMedia], VideoEmbeddings] | None = None) -> Future:
+    def submit(self, project: int | None, media: TaskMedia, priority: int = URGENT, kind: str = "video") -> Future:
         """Queue ``media``'s video (once, however many tasks or requests ask for it; a more urgent ask moves
-        it ahead of the backlog). ``embed``: how (default: the video embedding; frame mode passes its image's)."""
+        it ahead of the backlog). ``kind``: which embedding (frame mode asks for its image's)."""
         with self._lock:
             future = self._futures.get(media.url)
             if future is None:
@@ -85,18 +89,18 @@ class EmbeddingQueue:
             if priority < self._priority.get(media.url, BACKLOG + 1):
                 self._priority[media.url] = priority
                 # a stale entry (queued again with a better priority) is skipped by the worker
-                self._jobs.put((priority, next(self._order), media, embed or self._embed))
+                self._jobs.put((priority, next(self._order), media, self._embed[kind]))
             if project is not None and project not in self._owners[media.url]:
                 self._owners[media.url].add(project)
                 self._count(project, "queued")
             return future
 
     def wait(self, project: int | None, media: TaskMedia, timeout: float,
-             embed: Callable[[TaskMedia], VideoEmbeddings] | None = None) -> VideoEmbeddings | None:
+             kind: str = "video") -> VideoEmbeddings | None:
         """The video's embeddings if they are ready within ``timeout`` seconds, else None (they keep coming,
         and the project's revision bumps once every video a request gave up on is done). Errors of the
         embedding (a missing or broken file) are raised."""
-        future = self.submit(project, media, URGENT, embed)
+        future = self.submit(project, media, URGENT, kind)
         try:
             return future.result(timeout=max(0.0, min(timeout, 3600.0)))
         except FutureTimeout:

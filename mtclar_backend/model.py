@@ -252,8 +252,7 @@ class MTCLARModel:
                     if ready is None and in_time:
                         ready = self.runtime.image_embeddings(media[frame])
                     if ready is None:
-                        ready = self.runtime.embeddings.wait(self.project_id, media[frame], 0,
-                                                             self.runtime.image_embeddings)
+                        ready = self.runtime.embeddings.wait(self.project_id, media[frame], 0, kind="image")
                     if ready is None:
                         late.add(frame)
                     else:

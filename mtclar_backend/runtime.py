@@ -23,6 +23,7 @@ from mtclar.settings import Settings
 
 from .backfill import Backfills
 from .embedding_queue import EmbeddingQueue
+from .embedding_rq import RQEmbeddingQueue
 from .finetune_job import finetune_project_job
 from .image_index import ImageIndex
 from .jobs import TrainingJobs
@@ -66,10 +67,19 @@ class Runtime:
         self.jobs = TrainingJobs(self.store, lambda project, progress: finetune_project_job(self, project, progress),
                                  config.redis_url, "mtclar_backend.worker.run_job")
         self.latencies = LatencyStats()
-        self.embeddings = EmbeddingQueue(self.video_embeddings, self.ready_embeddings, self.has_embeddings,
-                                         self.store.bump_revision, config.embed_workers)
+        self.embeddings = self._embedding_queue()
         self.images = ImageIndex(IMAGE_INDEX_MB * 2**20)
         self.started = time.time()
+
+    def _embedding_queue(self) -> EmbeddingQueue | RQEmbeddingQueue:
+        """Embedding in the background: on RQ workers when REDIS_URL is set, else in this process."""
+        embed = {"video": self.video_embeddings, "image": self.image_embeddings}
+        if self.config.redis_url:
+            return RQEmbeddingQueue(self.config.redis_url, embed,
+                                    {"video": self.ready_embeddings, "image": self.ready_image_embeddings},
+                                    self.has_embeddings, self.store.bump_revision)
+        return EmbeddingQueue(embed, self.ready_embeddings, self.has_embeddings, self.store.bump_revision,
+                              self.config.embed_workers)
 
     # -- models ---------------------------------------------------------------------------------------
 

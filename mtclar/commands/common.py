@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from mtclar.model.precision import PRECISIONS
 from mtclar.settings import Settings
 
@@ -36,16 +34,17 @@ def add_model_options(parser: argparse.ArgumentParser, settings: Settings) -> No
     group.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
 
 
-def make_labeler(args: argparse.Namespace):
-    from mtclar.model.device import resolve_device
-    from mtclar.model.labeling import VideoLabeler
+def add_queue_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queue", default=None, metavar="REDIS_URL",
+                        help="embed the videos on `mtclar worker` processes (one RQ job per video) at this Redis, "
+                             "e.g. redis://host:6379/0; workers must see the videos and --cache-dir at the same "
+                             "paths")
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cache_dir = None if args.no_cache else args.cache_dir / "embeddings"
-    return VideoLabeler(args.checkpoint, encoder_weights=args.encoder_weights, cache_dir=cache_dir,
-                        device=str(resolve_device(args.device)), batch_size=args.batch_size, threads=args.threads or 0,
-                        precision=args.precision)
+
+def make_labeler(args: argparse.Namespace):
+    from mtclar.dataset_jobs import ModelOptions, build_labeler
+
+    return build_labeler(ModelOptions.of(args))
 
 
 def _positive(raw: str) -> int:

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 from mtclar.model.config_io import json_safe
-from mtclar.model.evaluate import embed_case, evaluate, format_table
+from mtclar.model.evaluate import case_of, embed_case, evaluate, format_table
 from mtclar.model.fewshot import STRATEGIES
 from mtclar.model.support import parse_support
 from mtclar.settings import Settings
 from mtclar.training.sources import load_labelled_videos
 
-from .common import add_model_options, make_labeler
+from .common import add_model_options, add_queue_option, make_labeler
 
 
 def add_parser(sub, settings: Settings) -> None:
@@ -30,6 +30,7 @@ def add_parser(sub, settings: Settings) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     add_model_options(parser, settings)
+    add_queue_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -41,11 +42,35 @@ def _support_spec(spec: str) -> str:
     return spec
 
 
+def _embed_on_workers(args: argparse.Namespace, labeler, videos: list) -> list:
+    """The cases in the order of ``videos`` (the evaluation depends on it), embedded by the workers."""
+    from mtclar.dataset_jobs import ModelOptions, VideoJob, fan_out, from_cache, report_failures, say
+
+    jobs = [VideoJob(video.name, video.video_file and video.video_file.resolve(), video.frame_files, video.fps)
+            for video in videos]
+    embedded, failed, workers = {}, [], set()
+    for done in fan_out(args.queue, ModelOptions.of(args), jobs):
+        workers.add(done.worker)
+        if done.error is not None:
+            failed.append(done)
+            say(f"mtclar evaluate: error: {done.job.video or done.job.name}: {done.error}")
+        else:
+            embedded[id(done.job)] = from_cache(labeler, done.job)
+    report_failures(failed, len(jobs), workers)
+    return [case_of(video, embedded[id(job)]) for video, job in zip(videos, jobs, strict=True)]
+
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.queue:
+        from mtclar.dataset_jobs import connect
+
+        connect(args.queue, not args.no_cache)  # before any work
     videos = load_labelled_videos(args.data, args.videos)
     labeler = make_labeler(args)
-    cases = [embed_case(labeler, video, show_progress=True) for video in videos]
+    if args.queue:
+        cases = _embed_on_workers(args, labeler, videos)
+    else:
+        cases = [embed_case(labeler, video, show_progress=True) for video in videos]
     rows = evaluate(labeler, cases, args.support, args.strategy, args.seed, show_progress=sys.stderr.isatty())
     result = {"data": str(args.data), "model_version": labeler.model_version, "videos": len(cases),
               "labelled_frames": sum(len(c.truth) for c in cases),
