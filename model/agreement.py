@@ -24,7 +24,7 @@ from .metrics import DIMENSIONS, ccc
 
 Ratings = Mapping[int, tuple[float, float]]  # frame -> (valence, arousal)
 ICC_FORM = "ICC(A,1)"  # = ICC(2,1): two-way random effects, absolute agreement, single rater
-ALPHA_MAX_CELLS = 20_000_000  # units x values^2 of krippendorff's coincidence array (float64: 160 MB)
+ALPHA_MAX_CELLS = 2_000_000  # units x values^2 of krippendorff's coincidence array (float64: 16 MB, a few copies)
 MIN_UNITS = 3
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.errors import LabelConfigError, MediaError, MtclarError, PayloadError
 
+from .agreement import annotator_name
 from .anchors import Span, expand
 from .ls_api import LabelStudioAPI
 from .ls_format import (
@@ -127,6 +128,9 @@ class MTCLARModel:
         for annotation, spans in read.annotations:
             if annotation.id is not None:
                 changed |= self.store.set_annotation(self.project_id, annotation.id, media.video_key, spans)
+                annotator = annotator_name(annotation.completed_by)
+                if annotator is not None:  # who labelled it: agreement between annotators
+                    self.store.set_annotator(self.project_id, annotation.id, annotator)
         return changed
 
     def _spans(self, read: ReadTask) -> list[list[Span]]:

@@ -26,6 +26,9 @@ class Store(Protocol):
     def set_annotation(self, project: int, annotation_id: int, video_key: str, spans: list[Span]) -> bool: ...
     def delete_annotation(self, project: int, annotation_id: int) -> str | None: ...
     def spans(self, project: int, video_key: str) -> list[list[Span]]: ...
+    def annotations(self, project: int, video_key: str) -> list[tuple[int, list[Span]]]: ...
+    def set_annotator(self, project: int, annotation_id: int, annotator: str) -> None: ...
+    def annotators(self, project: int) -> dict[int, str]: ...
     def video_keys(self, project: int) -> list[str]: ...
     def set_task(self, project: int, task_id: int, video_key: str, frame: int, data: dict) -> None: ...
     def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]: ...
@@ -55,6 +58,8 @@ class SQLiteStore:
                     PRIMARY KEY (project, task_id));
                 CREATE TABLE IF NOT EXISTS revisions (project INTEGER PRIMARY KEY, revision INTEGER);
                 CREATE TABLE IF NOT EXISTS state (project INTEGER, key TEXT, value TEXT, PRIMARY KEY (project, key));
+                CREATE TABLE IF NOT EXISTS annotators (
+                    project INTEGER, annotation_id INTEGER, annotator TEXT, PRIMARY KEY (project, annotation_id));
             """)
 
     @contextmanager
@@ -100,10 +105,24 @@ class SQLiteStore:
             return row[0]
 
     def spans(self, project: int, video_key: str) -> list[list[Span]]:
+        return [spans for _, spans in self.annotations(project, video_key)]
+
+    def annotations(self, project: int, video_key: str) -> list[tuple[int, list[Span]]]:
+        """(annotation id, its spans) of a video key, by id."""
         with self._db() as db:
-            rows = db.execute("SELECT anchors FROM annotations WHERE project=? AND video_key=? ORDER BY annotation_id",
-                              (project, video_key)).fetchall()
-        return [decode(r[0]) for r in rows]
+            rows = db.execute("SELECT annotation_id, anchors FROM annotations WHERE project=? AND video_key=? "
+                              "ORDER BY annotation_id", (project, video_key)).fetchall()
+        return [(r[0], decode(r[1])) for r in rows]
+
+    def set_annotator(self, project: int, annotation_id: int, annotator: str) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO annotators VALUES (?, ?, ?)", (project, annotation_id, annotator))
+
+    def annotators(self, project: int) -> dict[int, str]:
+        """annotation id -> who made it (for the annotations whose author Label Studio named)."""
+        with self._db() as db:
+            rows = db.execute("SELECT annotation_id, annotator FROM annotators WHERE project=?", (project,)).fetchall()
+        return dict(rows)
 
     def video_keys(self, project: int) -> list[str]:
         with self._db() as db:
@@ -186,9 +205,18 @@ class RedisStore:
         return video_key
 
     def spans(self, project: int, video_key: str) -> list[list[Span]]:
+        return [spans for _, spans in self.annotations(project, video_key)]
+
+    def annotations(self, project: int, video_key: str) -> list[tuple[int, list[Span]]]:
         ids = sorted(self.redis.smembers(self._key(project, "video", video_key)), key=int)
         entries = self.redis.hmget(self._key(project, "annotations"), ids) if ids else []
-        return [decode(json.loads(e)["anchors"]) for e in entries if e]
+        return [(int(i), decode(json.loads(e)["anchors"])) for i, e in zip(ids, entries, strict=True) if e]
+
+    def set_annotator(self, project: int, annotation_id: int, annotator: str) -> None:
+        self.redis.hset(self._key(project, "annotators"), annotation_id, annotator)
+
+    def annotators(self, project: int) -> dict[int, str]:
+        return {int(k): v for k, v in self.redis.hgetall(self._key(project, "annotators")).items()}
 
     def video_keys(self, project: int) -> list[str]:
         keys = self.redis.smembers(self._key(project, "videos"))
