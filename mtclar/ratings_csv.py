@@ -1,5 +1,6 @@
-"""One annotator's labels from CSV: ``frame,valence,arousal`` and optionally ``video`` (default: the file's stem);
-a folder stands for every ``*.csv`` in it (e.g. one labelling pass, one file per clip). Values on [-1, 1]."""
+"""One annotator's labels from CSV: ``frame,valence,arousal`` and optionally ``video``; a folder stands for every
+``*.csv`` in it (e.g. one labelling pass, one file per clip). Rows without a video column belong to the file's
+stem inside a folder, and to one video (``DEFAULT_VIDEO``) when the file is given alone. Values on [-1, 1]."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from mtclar.model.errors import DataError
 
 REQUIRED = ("frame", "valence", "arousal")
+DEFAULT_VIDEO = "video"
 
 
 def _value(row: dict, column: str, where: str) -> float:
@@ -23,15 +25,21 @@ def _value(row: dict, column: str, where: str) -> float:
     return value
 
 
-def parse_ratings(lines: list[str], name: str) -> dict[str, dict[int, tuple[float, float]]]:
-    """CSV text lines -> video -> frame -> (valence, arousal); ``name`` is the source (errors name its rows) and
-    the video of rows without a ``video`` column."""
+def parse_ratings(lines: list[str], name: str,
+                  default_video: str = DEFAULT_VIDEO) -> dict[str, dict[int, tuple[float, float]]]:
+    """CSV text lines -> video -> frame -> (valence, arousal); ``name`` is the source (errors name its rows)."""
+    try:
+        return _parse(lines, name, default_video)
+    except csv.Error as error:
+        raise DataError(f"{name}: not a readable CSV: {error}") from None
+
+
+def _parse(lines: list[str], name: str, default_video: str) -> dict[str, dict[int, tuple[float, float]]]:
     reader = csv.DictReader(lines)
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
         raise DataError(f"{name}: missing column(s) {', '.join(missing)} (has: {', '.join(reader.fieldnames or [])})")
     out: dict[str, dict[int, tuple[float, float]]] = {}
-    default_video = Path(name).stem
     for line, row in enumerate(reader, start=2):
         where = f"{name} row {line}"
         video = (row.get("video") or "").strip() if "video" in reader.fieldnames else default_video
@@ -59,7 +67,9 @@ def read_ratings(path: Path) -> dict[str, dict[int, tuple[float, float]]]:
     out: dict[str, dict[int, tuple[float, float]]] = {}
     for file in files:
         with open(file, newline="", encoding="utf-8-sig") as handle:
-            for video, frames in parse_ratings(handle.read().splitlines(), str(file)).items():
+            lines = handle.read().splitlines()
+            default = file.stem if path.is_dir() else DEFAULT_VIDEO
+            for video, frames in parse_ratings(lines, str(file), default).items():
                 if video in out and set(out[video]) & set(frames):
                     raise DataError(f"{file}: video {video} is also in another file of {path}")
                 out.setdefault(video, {}).update(frames)
