@@ -19,7 +19,7 @@ from .report import ProjectReport, VideoReport
 STYLE = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.note{color:#666;font-size:90%}
-img{max-width:100%;border:1px solid #eee}"""
+img{max-width:100%;border:1px solid #eee}#history td{text-align:left}"""
 
 
 def _num(value: object, digits: int = 3) -> str:
