@@ -292,7 +292,8 @@ class MTCLARModel:
             raise PayloadError(f"project: {event} needs the project ({{'id': N}})")
         if event == "START_TRAINING":
             state = self.runtime.jobs.start(project, "requested")
-            return {"training": state, "job": state.get("job")}  # Label Studio follows it through /job_status
+            return {"training": state, "job": state.get("job"),  # Label Studio follows it through /job_status
+                    "report": f"/report?project={project}"}
         if event in DELETE_EVENTS:
             ids = [a.id for a in data.annotations or []] + ([data.annotation.id] if data.annotation and
                                                             data.annotation.id is not None else [])

@@ -17,7 +17,7 @@ from mtclar_backend.agreement import annotator_name, task_ratings
 from mtclar_backend.app import create_app
 from mtclar_backend.finetune_job import outcome_message
 from mtclar_backend.jobs import TrainingJobs
-from mtclar_backend.label_configs import VIDEO
+from mtclar_backend.label_configs import FRAME, VIDEO
 from mtclar_backend.ls_format import parse_label_config, timeline_region
 from mtclar_backend.runtime import Runtime
 from mtclar_backend.store import SQLiteStore
@@ -163,3 +163,25 @@ def _media(runtime: Runtime, project: int):
     from mtclar_backend.project_data import stored_media
 
     return stored_media(runtime, project, "task:8")[0]
+
+
+def test_frame_mode_agreement_groups_frame_tasks_by_video(client):
+    def number(name: str, value: float) -> dict:
+        return {"id": "n", "from_name": name, "to_name": "frame", "type": "number", "value": {"number": value}}
+
+    values = {0: (0.1, 0.2, 0.2, 0.2), 1: (0.4, 0.3, 0.5, 0.4), 2: (-0.2, 0.0, -0.1, 0.1), 3: (0.0, 0.5, 0.1, 0.6)}
+    for frame, (v1, a1, v2, a2) in values.items():
+        task = {"id": 40 + frame, "data": {"image": f"/data/local-files/?d=frames/none/{frame}.png",
+                                           "video_id": "clip", "frame": frame}}
+        for annotation_id, person, v, a in ((100 + frame, 1, v1, a1), (200 + frame, 2, v2, a2)):
+            response = client.post("/webhook", json={
+                "action": "ANNOTATION_CREATED", "project": {"id": 9, "label_config": FRAME},
+                "task": task, "annotation": {"id": annotation_id, "completed_by": person,
+                                             "result": [number("valence", v), number("arousal", a)]}})
+            assert response.status_code == 201, response.get_json()
+    found = client.get("/metrics?project=9").get_json()["agreement"]["videos"]["video:clip"]
+    expected = rater_agreement({"user 1": {f: (v[0], v[1]) for f, v in values.items()},
+                                "user 2": {f: (v[2], v[3]) for f, v in values.items()}})
+    assert found["frames"] == 4 and found["valence"]["ccc"] == pytest.approx(expected.scores["valence"]["ccc"])
+    html = client.get("/report?project=9").get_data(as_text=True)
+    assert "frame mode: curves are drawn for video-mode projects only" in html and "video:clip" in html
