@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ import label_studio as ls
 import pytest
 from test_backend_e2e import SHARED_VIDEOS, Backend, segment, wait_for
 
+from mtclar.cli import main
 from mtclar_backend.importer import Importer, plan_items
 from mtclar_backend.label_configs import VIDEO
 from mtclar_backend.ls_api import LabelStudioAPI
@@ -50,7 +52,7 @@ def open_report(url: str, screenshot: Path) -> dict:
     return json.loads(lines[-1])
 
 
-def test_report_of_two_videos_and_two_annotators(label_studio, report_backend, tmp_path):
+def test_report_of_two_videos_and_two_annotators(label_studio, report_backend, tmp_path, capsys):
     server, client = label_studio
     folder = server.document_root / "mtclar-report"
     folder.mkdir(exist_ok=True)
@@ -78,6 +80,15 @@ def test_report_of_two_videos_and_two_annotators(label_studio, report_backend, t
         assert len(video["raters"]) == 2 and "user " + str(second) in video["raters"]
     assert agreement["pooled"]["frames"] > 0 and agreement["pooled"]["icc_form"] == "ICC(A,1)"
 
+    # the command line reads the same annotations over the API (annotators named by their email there)
+    assert main(["agreement", "--ls-url", server.url, "--api-key", server.token, "--project", str(project),
+                 "--json"]) == 0
+    from_cli = json.loads(capsys.readouterr().out)
+    assert from_cli["pooled"]["raters"] == sorted([server.username, "second@example.org"])
+    for dim in ("valence", "arousal"):
+        for score in ("ccc", "icc", "alpha"):
+            assert from_cli["pooled"][dim][score] == pytest.approx(agreement["pooled"][dim][score])
+
     report_url = f"{report_backend.url}/report?project={project}"
     wait_for(lambda: 'class="not-ready"' not in httpx.get(report_url, timeout=60).text, 300,
              "both videos embedded (the report says not ready until then)", step=3)
@@ -87,6 +98,9 @@ def test_report_of_two_videos_and_two_annotators(label_studio, report_backend, t
     training = report_backend.metrics(project)["training"]
     assert training["status"] == "done" and f"/report?project={project}" in training["message"]
 
+    started = time.perf_counter()
+    assert httpx.get(report_url, timeout=60).status_code == 200
+    print(f"\n[e2e] GET /report (2 videos, embeddings cached): {time.perf_counter() - started:.2f} s")
     screenshot = tmp_path / "report.png"
     seen = open_report(report_url, screenshot)
     assert seen["ok"] and seen["status"] == 200, seen
