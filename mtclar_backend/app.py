@@ -159,13 +159,13 @@ def create_app(runtime: Runtime) -> Flask:
                        agreement=agreement(project), report=f"/report?project={project}")
         return jsonify(out)
 
-    agreements: dict[int, tuple[int, dict]] = {}  # project -> (anchor revision, agreement): anchors unchanged
+    agreements: dict[int, tuple[tuple[int, int], dict]] = {}  # project -> ((revision, annotators known), agreement)
 
     def agreement(project: int) -> dict:
-        revision = runtime.store.revision(project)
+        key = (runtime.store.revision(project), len(runtime.store.annotators(project)))
         cached = agreements.get(project)
-        if cached is None or cached[0] != revision:
-            cached = agreements[project] = (revision, project_agreement(runtime.store, project, config.max_frame + 1))
+        if cached is None or cached[0] != key:
+            cached = agreements[project] = (key, project_agreement(runtime.store, project, config.max_frame + 1))
         return cached[1]
 
     @app.get("/report")

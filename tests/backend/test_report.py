@@ -185,3 +185,14 @@ def test_frame_mode_agreement_groups_frame_tasks_by_video(client):
     assert found["frames"] == 4 and found["valence"]["ccc"] == pytest.approx(expected.scores["valence"]["ccc"])
     html = client.get("/report?project=9").get_data(as_text=True)
     assert "frame mode: curves are drawn for video-mode projects only" in html and "video:clip" in html
+
+
+def test_annotators_learnt_later_refresh_the_agreement(client):
+    annotate(client, 10, MISSING, 51, FIRST)
+    annotate(client, 10, MISSING, 52, SECOND)
+    before = client.get("/metrics?project=10").get_json()["agreement"]["videos"]["task:7"]
+    assert before["raters"] == ["annotation 51", "annotation 52"]
+    annotate(client, 10, MISSING, 51, FIRST, completed_by=1)  # the same labels: no new revision
+    annotate(client, 10, MISSING, 52, SECOND, completed_by=2)
+    after = client.get("/metrics?project=10").get_json()["agreement"]["videos"]["task:7"]
+    assert after["raters"] == ["user 1", "user 2"] and after["valence"] == before["valence"]
