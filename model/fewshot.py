@@ -262,6 +262,20 @@ class FewShotLabeler:
                    "segments": folds.n_segments, "interval_scale": scale.tolist()}
         return values, half, details, method
 
+    def held_out(self, frames: FrameFeatures, anchors: Anchors, method: str | None = None,
+                 fallback_weight: tuple[float, float] | None = None) -> tuple[SegmentFolds, np.ndarray]:
+        """The floor's leave-one-segment-out folds on a video's own anchors and the correction weight it serves
+        with (chosen on those folds, or the fallback when they are too few): held-out anchors for a report."""
+        method = self.method if method in (None, "", "auto") else method
+        anchor_rows, anchor_values = check_anchors(anchors, frames.n)
+        face_anchor_rows = anchor_rows[frames.has_face[anchor_rows]]
+        delta = self._delta_fn(frames, face_anchor_rows, method) \
+            if face_anchor_rows.size and method in ("kernel", "mtclar") else None
+        folds = leave_one_segment_out(np.asarray(frames.time_s, dtype=np.float64), frames.has_face, anchor_rows,
+                                      anchor_values, delta, self.config.floor.segment_gap_s)
+        weight, _ = self._floor_weight(folds, fallback_weight)
+        return folds, weight
+
     def _floor_weight(self, folds: SegmentFolds,
                       fallback: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
         config = self.config.floor

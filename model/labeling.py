@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from .checkpoint import Checkpoint, load_checkpoint
+from .correction import SegmentFolds
 from .embeddings import EmbeddingCache, ProgressCallback, VideoEmbedder, VideoEmbeddings
 from .encoders import create_encoder
 from .encoders.base import FaceEncoder
@@ -72,6 +75,10 @@ class VideoLabeler:
     def label(self, video: VideoEmbeddings, anchors: Mapping[int, tuple[float, float]], method: str | None = None,
               strategy: str | None = None, fallback_weight: tuple[float, float] | None = None) -> FrameLabels:
         return self.labeler.label(self.features(video), anchors, method, strategy, fallback_weight)
+
+    def held_out(self, video: VideoEmbeddings, anchors: Mapping[int, tuple[float, float]],
+                 fallback_weight: tuple[float, float] | None = None) -> tuple[SegmentFolds, np.ndarray]:
+        return self.labeler.held_out(self.features(video), anchors, fallback_weight=fallback_weight)
 
     def suggest(self, video: VideoEmbeddings, anchors: Mapping[int, tuple[float, float]], k: int) -> list[int]:
         """The ``k`` frames (with a face, not anchors) whose labels would cut the expected error of the

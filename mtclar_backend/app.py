@@ -1,5 +1,5 @@
 """The ML-backend HTTP protocol Label Studio speaks: /health, /setup, /predict, /webhook, /versions, /job_status,
-/metrics.
+/metrics; and /report, a page for people.
 
 Every body goes through ``payload`` (the validation edge) before anything else sees it; the backend's own
 errors map to 4xx with their message, and only bugs become 500s.
@@ -27,8 +27,11 @@ from mtclar.model.errors import (
 )
 
 from . import __version__
+from .agreement import project_agreement
 from .model import MTCLARModel
 from .payload import JobStatusRequest, PredictRequest, ProjectId, SetupRequest, WebhookRequest, parse, read_json
+from .report import build_report
+from .report_html import render
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -154,8 +157,27 @@ def create_app(runtime: Runtime) -> Flask:
         if project is not None:
             out.update(model_version=runtime.model_version(project), training=runtime.jobs.state(project),
                        anchor_revision=runtime.store.revision(project),
-                       project_embedding=runtime.embeddings.progress(project))
+                       project_embedding=runtime.embeddings.progress(project),
+                       agreement=agreement(project), report=f"/report?project={project}")
         return jsonify(out)
+
+    agreements: dict[int, tuple[tuple[int, int], dict]] = {}  # project -> ((revision, annotators known), agreement)
+
+    def agreement(project: int) -> dict:
+        key = (runtime.store.revision(project), len(runtime.store.annotators(project)))
+        cached = agreements.get(project)
+        if cached is None or cached[0] != key:
+            cached = agreements[project] = (key, project_agreement(runtime.store, project, config.max_frame + 1))
+        return cached[1]
+
+    @app.get("/report")
+    def report():
+        """The project's report page: curves, label efficiency, training history, annotator agreement."""
+        project = project_arg()
+        if project is None:
+            raise PayloadError("project: /report needs ?project=N (a Label Studio project id)")
+        page = render(build_report(runtime, project, agreement(project)))
+        return Response(page, 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
     return app
 

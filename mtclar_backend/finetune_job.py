@@ -40,5 +40,15 @@ def finetune_project_job(runtime: Runtime, project: int, progress: Callable[[str
         runtime.store.set_state(project, "serving", {"path": str(path), "name": result.checkpoint.name})
         runtime.store.set_state(project, "annotations_since_training", {"count": 0})
     outcome["model_version"] = runtime.model_version(project)
+    outcome["message"] = outcome_message(result.kept_new, result.base_name, result.new_name, result.before,
+                                         result.after, project)
     log.info("project %s fine-tune: kept_new=%s, %s", project, result.kept_new, result.table())
     return outcome
+
+
+def outcome_message(kept_new: bool, base_name: str, new_name: str, before: dict, after: dict, project: int) -> str:
+    """One line for Label Studio's users: which model serves, why, and where the whole story is."""
+    scores = (f"held-out mean RMSE {after['mean_rmse']:.4f} (fine-tune) vs {before['mean_rmse']:.4f} "
+              f"({base_name or 'serving'}), needs an improvement of {after.get('min_improvement', 0):.4f}")
+    verdict = f"serving the fine-tune {new_name}" if kept_new else f"kept {base_name or 'the serving model'}"
+    return f"{verdict}: {scores}; report: /report?project={project}"

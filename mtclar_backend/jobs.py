@@ -25,6 +25,8 @@ JOB_TIMEOUT_S = 3600  # an RQ job running longer is killed by its worker
 HEARTBEAT_S = 5.0  # a running job refreshes its heartbeat this often
 LOST_AFTER_S = 60.0  # a running job without a heartbeat this long is lost (its process died)
 QUEUE = "mtclar"
+HISTORY = "training_history"  # project state: {"runs": [finished job states, oldest first]}
+HISTORY_KEEP = 100
 
 
 def _age_s(timestamp: str | None) -> float:
@@ -138,7 +140,20 @@ class TrainingJobs:
             self._set(project, status="failed", finished=utc_now(), message=failure)
         else:
             self._set(project, status="done", finished=utc_now(), progress=1.0, **outcome)
+        self._record(project)
         return self.state(project)
+
+    def _record(self, project: int) -> None:
+        """Append how the job ended to the project's training history (the last ``HISTORY_KEEP`` runs)."""
+        with self._write:
+            state = self.store.get_state(project, "training") or {}
+            runs = (self.store.get_state(project, HISTORY) or {}).get("runs", [])
+            entry = {k: v for k, v in state.items() if k not in ("progress", "heartbeat")}
+            self.store.set_state(project, HISTORY, {"runs": [*runs, entry][-HISTORY_KEEP:]})
+
+    def history(self, project: int) -> list[dict]:
+        """Every finished fine-tune of the project, oldest first: kept or not, before/after scores, why."""
+        return (self.store.get_state(project, HISTORY) or {}).get("runs", [])
 
     def job_status(self, job: str) -> dict | None:
         """Label Studio's view of a training job (``/job_status``): None when the job is unknown or was

@@ -17,6 +17,7 @@ import numpy as np
 from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.errors import LabelConfigError, MediaError, MtclarError, PayloadError
 
+from .agreement import annotator_name
 from .anchors import Span, expand
 from .ls_api import LabelStudioAPI
 from .ls_format import (
@@ -128,7 +129,7 @@ class MTCLARModel:
         self.store.set_tasks(self.project_id, [StoredTask(r.media.task_id, r.media.video_key, r.media.frame,
                                                           r.media.to_dict()) for r in reads])
         return self.store.set_annotations(self.project_id, [
-            StoredAnnotation(annotation.id, read.media.video_key, spans)
+            StoredAnnotation(annotation.id, read.media.video_key, spans, annotator_name(annotation.completed_by))
             for read in reads for annotation, spans in read.annotations if annotation.id is not None])
 
     def _spans(self, read: ReadTask) -> list[list[Span]]:
@@ -294,7 +295,8 @@ class MTCLARModel:
             raise PayloadError(f"project: {event} needs the project ({{'id': N}})")
         if event == "START_TRAINING":
             state = self.runtime.jobs.start(project, "requested")
-            return {"training": state, "job": state.get("job")}  # Label Studio follows it through /job_status
+            return {"training": state, "job": state.get("job"),  # Label Studio follows it through /job_status
+                    "report": f"/report?project={project}"}
         if event in DELETE_EVENTS:
             ids = [a.id for a in data.annotations or []] + ([data.annotation.id] if data.annotation and
                                                             data.annotation.id is not None else [])

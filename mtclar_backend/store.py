@@ -26,6 +26,7 @@ class StoredAnnotation(NamedTuple):
     annotation_id: int
     video_key: str
     spans: list[Span]
+    annotator: str | None = None  # who made it, where Label Studio says (agreement between annotators)
 
 
 class StoredTask(NamedTuple):
@@ -39,6 +40,8 @@ class Store(Protocol):
     def set_annotations(self, project: int, annotations: list[StoredAnnotation]) -> bool: ...
     def delete_annotation(self, project: int, annotation_id: int) -> str | None: ...
     def spans(self, project: int, video_key: str) -> list[list[Span]]: ...
+    def annotations(self, project: int, video_key: str) -> list[tuple[int, list[Span]]]: ...
+    def annotators(self, project: int) -> dict[int, str]: ...
     def video_keys(self, project: int) -> list[str]: ...
     def set_tasks(self, project: int, tasks: list[StoredTask]) -> None: ...
     def tasks(self, project: int, video_key: str) -> list[tuple[int, int, dict]]: ...
@@ -68,6 +71,8 @@ class SQLiteStore:
                     PRIMARY KEY (project, task_id));
                 CREATE TABLE IF NOT EXISTS revisions (project INTEGER PRIMARY KEY, revision INTEGER);
                 CREATE TABLE IF NOT EXISTS state (project INTEGER, key TEXT, value TEXT, PRIMARY KEY (project, key));
+                CREATE TABLE IF NOT EXISTS annotators (
+                    project INTEGER, annotation_id INTEGER, annotator TEXT, PRIMARY KEY (project, annotation_id));
             """)
 
     @contextmanager
@@ -95,7 +100,10 @@ class SQLiteStore:
         """Store the annotations' spans in one transaction; True (and one revision bump) if any changed."""
         changed = False
         with self._db() as db:
-            for annotation_id, video_key, spans in annotations:
+            for annotation_id, video_key, spans, annotator in annotations:
+                if annotator is not None:
+                    db.execute("INSERT OR REPLACE INTO annotators VALUES (?, ?, ?)",
+                               (project, annotation_id, annotator))
                 encoded = encode(spans)
                 row = db.execute("SELECT video_key, anchors FROM annotations WHERE project=? AND annotation_id=?",
                                  (project, annotation_id)).fetchone()
@@ -118,10 +126,20 @@ class SQLiteStore:
             return row[0]
 
     def spans(self, project: int, video_key: str) -> list[list[Span]]:
+        return [spans for _, spans in self.annotations(project, video_key)]
+
+    def annotations(self, project: int, video_key: str) -> list[tuple[int, list[Span]]]:
+        """(annotation id, its spans) of a video key, by id."""
         with self._db() as db:
-            rows = db.execute("SELECT anchors FROM annotations WHERE project=? AND video_key=? ORDER BY annotation_id",
-                              (project, video_key)).fetchall()
-        return [decode(r[0]) for r in rows]
+            rows = db.execute("SELECT annotation_id, anchors FROM annotations WHERE project=? AND video_key=? "
+                              "ORDER BY annotation_id", (project, video_key)).fetchall()
+        return [(r[0], decode(r[1])) for r in rows]
+
+    def annotators(self, project: int) -> dict[int, str]:
+        """annotation id -> who made it (for the annotations whose author Label Studio named)."""
+        with self._db() as db:
+            rows = db.execute("SELECT annotation_id, annotator FROM annotators WHERE project=?", (project,)).fetchall()
+        return dict(rows)
 
     def video_keys(self, project: int) -> list[str]:
         with self._db() as db:
@@ -183,7 +201,10 @@ class RedisStore:
         olds = self.redis.hmget(key, [a.annotation_id for a in annotations])
         pipe = self.redis.pipeline()
         changed = False
-        for (annotation_id, video_key, spans), old in zip(annotations, olds, strict=True):
+        named = {a.annotation_id: a.annotator for a in annotations if a.annotator is not None}
+        if named:
+            pipe.hset(self._key(project, "annotators"), mapping=named)
+        for (annotation_id, video_key, spans, _), old in zip(annotations, olds, strict=True):
             entry = json.dumps({"video_key": video_key, "anchors": encode(spans)})
             if old == entry:
                 continue
@@ -195,6 +216,7 @@ class RedisStore:
             changed = True
         if changed:
             pipe.incr(self._key(project, "revision"))
+        if changed or named:
             pipe.execute()
         return changed
 
@@ -212,9 +234,15 @@ class RedisStore:
         return video_key
 
     def spans(self, project: int, video_key: str) -> list[list[Span]]:
+        return [spans for _, spans in self.annotations(project, video_key)]
+
+    def annotations(self, project: int, video_key: str) -> list[tuple[int, list[Span]]]:
         ids = sorted(self.redis.smembers(self._key(project, "video", video_key)), key=int)
         entries = self.redis.hmget(self._key(project, "annotations"), ids) if ids else []
-        return [decode(json.loads(e)["anchors"]) for e in entries if e]
+        return [(int(i), decode(json.loads(e)["anchors"])) for i, e in zip(ids, entries, strict=True) if e]
+
+    def annotators(self, project: int) -> dict[int, str]:
+        return {int(k): v for k, v in self.redis.hgetall(self._key(project, "annotators")).items()}
 
     def video_keys(self, project: int) -> list[str]:
         keys = self.redis.smembers(self._key(project, "videos"))

@@ -89,3 +89,17 @@ def test_sqlite_survives_reopening(tmp_path):
 def test_expand_costs_the_labelled_frames_not_the_bound():
     far = [[Span(5, 5, 0.1, 0.2), Span(1_999_999, 1_999_999, 0.3, 0.4)], [Span(5, 5, 0.3, 0.0)]]
     assert expand(far, 2_000_001) == {5: (pytest.approx(0.2), pytest.approx(0.1)), 1_999_999: (0.3, 0.4)}
+
+
+def test_annotations_keep_their_ids_and_annotators(store):
+    annotate(store, 3, 12, "task:1", frames((4, (0.5, -0.5))))
+    annotate(store, 3, 11, "task:1", frames((5, (0.1, 0.2))))
+    annotate(store, 3, 13, "task:2", frames((6, (0.3, 0.3))))
+    assert [(i, [s.start for s in spans]) for i, spans in store.annotations(3, "task:1")] == [(11, [5]), (12, [4])]
+    assert store.annotators(3) == {}
+    unchanged = [StoredAnnotation(11, "task:1", frames((5, (0.1, 0.2))), "user 1"),
+                 StoredAnnotation(12, "task:1", frames((4, (0.5, -0.5))), "bob@example.org")]
+    assert not store.set_annotations(3, unchanged)  # the anchors did not change: the authors are still kept
+    assert not store.set_annotations(3, unchanged[1:])
+    assert store.annotators(3) == {11: "user 1", 12: "bob@example.org"}
+    assert store.annotators(4) == {}
