@@ -1,4 +1,4 @@
-"""`mtclar`: serve | import | label | evaluate | train | train-sl | finetune."""
+"""`mtclar`: serve | import | export | label | evaluate | train | train-sl | finetune."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from mtclar.model.errors import ConfigError, MtclarError
 from mtclar.settings import Settings
 
-COMMANDS = ("serve", "worker", "import", "label", "evaluate", "train", "train-sl", "finetune")
+COMMANDS = ("serve", "worker", "import", "export", "label", "evaluate", "train", "train-sl", "finetune")
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:

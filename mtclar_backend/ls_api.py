@@ -68,6 +68,21 @@ class LabelStudioAPI:
         for task in self.client.tasks.list(project=project, fields="all"):
             yield task.model_dump() if hasattr(task, "model_dump") else dict(task)
 
+    def predictions(self, project: int) -> list[dict]:
+        """Every prediction stored for a project's tasks, as plain dicts."""
+        return [p.model_dump() if hasattr(p, "model_dump") else dict(p)
+                for p in self.client.predictions.list(project=project)]
+
+    def user_emails(self) -> dict[int, str]:
+        """User id -> email, for naming annotators; empty when this key may not list users."""
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            return {u.id: u.email for u in self.client.users.list() if u.id is not None and u.email}
+        except (ApiError, httpx.HTTPError) as error:
+            log.info("cannot list Label Studio users (%s): annotators are named by id", error)
+            return {}
+
     def download(self, path: str, destination: Path) -> Path:
         """Stream a file on Label Studio (a path such as ``/data/upload/1/x.mp4``, or an absolute URL on its
         origin) into ``destination`` with the API key; redirects to another origin are followed without it."""

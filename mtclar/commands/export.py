@@ -1,0 +1,140 @@
+"""`mtclar export --ls-url URL --project N --out DIR`: every video task's V/A curve as files, frame-exact.
+
+Per video: ``DIR/<video>.csv`` (frame,time_s,valence,arousal,source,annotator), ``DIR/<video>.json`` (the same
+rows + metadata), ``DIR/afew-va/<video>/`` (AFEW-VA layout) and ``DIR/export.json`` (one entry per video).
+Frames are those of the decoded video, not Label Studio's count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path, PurePosixPath
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from mtclar import __version__
+from mtclar.model.errors import LabelConfigError, MtclarError
+from mtclar.model.files import utc_now
+from mtclar.settings import Settings
+
+FORMATS = ("csv", "json", "afewva")
+UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with 8 hex digits
+
+
+def add_parser(sub, settings: Settings) -> None:
+    parser = sub.add_parser("export", help="export a Label Studio project's V/A curves (CSV, JSON, AFEW-VA)",
+                            description=__doc__)
+    parser.add_argument("--ls-url", default=settings.label_studio_url, help="LABEL_STUDIO_URL")
+    parser.add_argument("--api-key", default=settings.label_studio_api_key, help="LABEL_STUDIO_API_KEY")
+    parser.add_argument("--project", type=int, required=True, help="Label Studio project id (video mode)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--media-root", type=Path, default=None,
+                        help="read the videos from this folder (by file name, or a local-files path under it) "
+                             "instead of downloading them from Label Studio")
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help="comma-separated subset of csv,json,afewva (default: all)")
+    parser.add_argument("--afewva-frames", choices=("human", "all"), default="human",
+                        help="frames in the AFEW-VA JSON: human labels only (default), or human + predicted")
+    parser.set_defaults(run=run)
+
+
+def media_name(url: str) -> str:
+    """A task's media URL -> the video's file stem (Label Studio's upload prefix removed)."""
+    parts = urlsplit(url)
+    path = parse_qs(parts.query).get("d", [parts.path])[0]
+    stem = PurePosixPath(unquote(path)).stem
+    if "/data/upload/" in parts.path:
+        stem = UPLOAD_PREFIX.sub("", stem)
+    return re.sub(r"[^\w.-]+", "_", stem).strip("._") or "video"
+
+
+def in_media_root(url: str, root: Path) -> Path | None:
+    """An uploaded file's copy in ``root``, by its name as uploaded or as named before the upload."""
+    name = PurePosixPath(unquote(urlsplit(url).path)).name
+    for candidate in (name, UPLOAD_PREFIX.sub("", name)):
+        path = root / candidate
+        if candidate and path.is_file():
+            return path
+    return None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from mtclar.afewva_export import write_afewva
+    from mtclar.model.video import probe_video
+    from mtclar.outputs import write_csv, write_json
+    from mtclar_backend.export_rows import COLUMNS, label_studio_frames, latest_prediction, parse_task, task_rows
+    from mtclar_backend.ls_api import LabelStudioAPI
+    from mtclar_backend.ls_format import parse_label_config, read_task
+    from mtclar_backend.media import MediaResolver
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise MtclarError(f"--formats: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(FORMATS)}")
+    if not args.ls_url or not args.api_key:
+        raise MtclarError("needs --ls-url and --api-key (or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")
+    if args.media_root is not None and not args.media_root.is_dir():
+        raise MtclarError(f"--media-root {args.media_root}: not a folder")
+    api = LabelStudioAPI(args.ls_url, args.api_key)
+    setup = parse_label_config(api.client.projects.get(id=args.project).label_config)
+    if setup.mode != "video":
+        raise LabelConfigError(f"project {args.project} is a {setup.mode}-mode project: export reads video-mode "
+                               "projects (a <Video> with <TimelineLabels>)")
+    roots = ((args.media_root,) if args.media_root else ()) + settings.media_roots
+    resolver = MediaResolver(settings.embedding_cache.parent / "media", roots, api, settings.media_hosts)
+    predictions: dict[int, list[dict]] = {}
+    for prediction in api.predictions(args.project):
+        predictions.setdefault(int(prediction.get("task") or -1), []).append(prediction)
+    users = api.user_emails()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    names: set[str] = set()
+    index, failed = [], []
+    for raw in api.iter_tasks(args.project):
+        try:
+            task = parse_task(raw)
+            media = read_task(setup, task, settings.max_frame)
+            local = in_media_root(media.url, args.media_root) if args.media_root else None
+            path = local or resolver.local_path(media.url, task.id)
+            info = probe_video(path)
+            latest = latest_prediction(predictions.get(task.id, []))
+            rows = task_rows(setup, task, latest, info.n_frames, info.fps, settings.max_frame, users)
+        except MtclarError as error:
+            failed.append(raw.get("id"))
+            print(f"task {raw.get('id')}: not exported: {error}", file=sys.stderr)
+            continue
+        name = media_name(media.url)
+        if name in names:
+            name = f"{name}-task{task.id}"
+        names.add(name)
+        ls_frames = label_studio_frames(task)
+        if ls_frames is not None and ls_frames != info.n_frames:
+            print(f"warning: {name} (task {task.id}): Label Studio says {ls_frames} frames, the decoded video has "
+                  f"{info.n_frames}: the export follows the decoded video", file=sys.stderr)
+        counts = {s: len({r.frame for r in rows if r.source == s}) for s in ("human", "predicted", "none")}
+        metadata = {
+            "project": args.project, "task": task.id, "video": name, "media_url": media.url,
+            "video_sha256": info.content_id, "frames": info.n_frames, "fps": info.fps,
+            "label_studio_frames": ls_frames, "prediction_id": latest.get("id") if latest else None,
+            "prediction_model_version": latest.get("model_version") if latest else None,
+            "annotators": sorted({r.annotator for r in rows if r.source == "human"}),
+            "frames_by_source": counts, "mtclar_version": __version__, "created": utc_now(),
+        }
+        dict_rows = [r.as_dict() for r in rows]
+        if "csv" in formats:
+            write_csv(args.out / f"{name}.csv", dict_rows, COLUMNS)
+        if "json" in formats:
+            write_json(args.out / f"{name}.json", dict_rows, metadata)
+        if "afewva" in formats:
+            write_afewva(args.out / "afew-va", name, path, info.n_frames, rows, args.afewva_frames,
+                         {k: metadata[k] for k in ("project", "task", "video", "fps", "frames")})
+        index.append(metadata)
+        print(f"{name} (task {task.id}): {info.n_frames} frames at {info.fps:g} fps: {counts['human']} human, "
+              f"{counts['predicted']} predicted, {counts['none']} without a value")
+    summary = {"project": args.project, "videos": index, "failed_tasks": failed}
+    (args.out / "export.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    print(f"project {args.project}: {len(index)} videos exported to {args.out}"
+          f"{f', {len(failed)} tasks failed' if failed else ''}")
+    return 1 if failed else 0
