@@ -1,0 +1,168 @@
+"""`mtclar export` against a real Label Studio 1.23.2: tasks imported by local files and by upload (`mtclar
+import`), annotations and predictions stored through the API, the videos fetched like the backend fetches them
+(or read from --media-root); then the round trip: the exported CSV as `mtclar label --anchors` gives the same
+curve, frame for frame, as the anchors the annotations were made from."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from label_studio import VIDEO_LABEL_CONFIG, LabelStudioClient, LabelStudioServer, e2e_required
+
+from mtclar.cli import main
+from mtclar.training.sources import read_afewva
+from mtclar_backend.ls_format import parse_label_config, video_prediction
+from mtclar_backend.segments import Segment
+
+SHARED_DATA = Path(os.environ.get("MTCLAR_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
+CLIP = SHARED_DATA / "videos" / "single_face.mp4"  # 72 frames at 30 fps
+CLIP_FRAMES = 72
+SETUP = parse_label_config(VIDEO_LABEL_CONFIG)
+# the anchors a person labels (0-based frames): three segments of p01
+ANCHORS = [(0, 4, 0.3, 0.1), (30, 35, -0.25, 0.4), (68, 71, 0.55, -0.15)]
+
+
+def segment(region_id: str, start: int, end: int, valence: float, arousal: float) -> list[dict[str, Any]]:
+    """A timeline region as the editor stores it (Label Studio's frames are 1-based)."""
+    ranges = [{"start": start + 1, "end": end + 1}]
+    return [
+        {"id": region_id, "from_name": "segment", "to_name": "video", "type": "timelinelabels",
+         "value": {"ranges": ranges, "timelinelabels": ["VA"]}},
+        {"id": region_id, "from_name": "valence", "to_name": "video", "type": "number",
+         "value": {"ranges": ranges, "number": valence}},
+        {"id": region_id, "from_name": "arousal", "to_name": "video", "type": "number",
+         "value": {"ranges": ranges, "number": arousal}},
+    ]  # fmt: skip
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def project(label_studio: tuple[LabelStudioServer, LabelStudioClient], tmp_path_factory) -> dict[str, Any]:
+    server, client = label_studio
+    if not CLIP.exists():
+        reason = f"shared test media missing: {CLIP} (set MTCLAR_SHARED_DATA)"
+        if e2e_required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    videos = server.document_root / "export-videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    p01 = Path(shutil.copy2(CLIP, videos / "p01.mp4"))
+    uploads = tmp_path_factory.mktemp("uploads")
+    p02 = Path(shutil.copy2(CLIP, uploads / "p02.mp4"))
+    created = client.create_project("export", VIDEO_LABEL_CONFIG)
+    pid = created["id"]
+    client.add_local_storage(pid, videos)
+    # Label Studio's count for p01 is wrong on purpose (80, the video decodes 72): the export must follow the video
+    (t1,) = client.import_tasks(pid, [{"video": f"/data/local-files/?d={p01.relative_to(server.document_root)}",
+                                       "fps": 30, "frames": 80}])
+    assert main(["import", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
+                 str(p02)], environ={}) == 0
+    t2 = max(t["id"] for t in client.list_tasks(pid))
+    client.create_annotation(t1, [item for k, (s, e, v, a) in enumerate(ANCHORS)
+                                  for item in segment(f"s{k}", s, e, v, a)])
+    client.create_annotation(t2, segment("x", 10, 12, -0.5, 0.5))
+    old = video_prediction(SETUP, [Segment(5, 71, 0.9, 0.9, 0.5)], [], 0.5, "old")
+    new = video_prediction(SETUP, [Segment(5, 29, 0.2, -0.1, 0.7), Segment(36, 60, -0.4, 0.3, 0.6)], [], 0.6, "new")
+    for task, prediction in ((t1, old), (t1, new)):
+        client.create_prediction(task, prediction["result"], prediction["score"], prediction["model_version"])
+    anchors_csv = tmp_path_factory.mktemp("anchors") / "anchors.csv"
+    with open(anchors_csv, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["video", "frame", "valence", "arousal"])
+        for start, end, v, a in ANCHORS:
+            writer.writerows(["p01", frame, v, a] for frame in range(start, end + 1))
+    return {"server": server, "id": pid, "tasks": (t1, t2), "p01": p01, "videos": videos, "anchors": anchors_csv}
+
+
+@pytest.fixture(scope="module")
+def exported(project, tmp_path_factory) -> dict[str, Any]:
+    """`mtclar export` with the videos downloaded through Label Studio (API key to its origin only)."""
+    out = tmp_path_factory.mktemp("export")
+    cache = tmp_path_factory.mktemp("cache")
+    server = project["server"]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(project["id"]),
+                     "--out", str(out)], environ={"MTCLAR_CACHE_DIR": str(cache)})
+    return {"out": out, "code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "cache": cache}
+
+
+def test_export_writes_frame_exact_rows_for_every_video(project, exported) -> None:
+    out = exported["out"]
+    assert exported["code"] == 0, exported["stderr"]
+    assert sorted(p.name for p in out.glob("*.csv")) == ["p01.csv", "p02.csv"]
+    # the warning names the video and both counts
+    (warning,) = [line for line in exported["stderr"].splitlines() if line.startswith("warning:")]
+    assert re.search(r"p01 \(task \d+\): Label Studio says 80 frames, the decoded video has 72", warning), warning
+    assert "p02" not in exported["stderr"]
+    # downloaded through Label Studio (the uploaded p02 has no local copy) into the media cache
+    assert any((exported["cache"] / "media").iterdir())
+
+    rows = read_rows(out / "p01.csv")
+    assert list(rows[0]) == ["frame", "time_s", "valence", "arousal", "source", "annotator"]
+    assert [int(r["frame"]) for r in rows] == list(range(CLIP_FRAMES))  # one annotator: one row per frame
+    by_frame = {int(r["frame"]): r for r in rows}
+    for start, end, v, a in ANCHORS:
+        for frame in range(start, end + 1):
+            row = by_frame[frame]
+            assert (row["source"], float(row["valence"]), float(row["arousal"])) == ("human", v, a)
+            assert row["annotator"] == "e2e@example.com"
+    # the newest prediction ("new"), not the older one, fills the unlabelled frames it covers
+    assert (by_frame[5]["source"], float(by_frame[5]["valence"]), float(by_frame[5]["arousal"])) == \
+        ("predicted", 0.2, -0.1)
+    assert (by_frame[40]["source"], float(by_frame[40]["valence"])) == ("predicted", -0.4)
+    assert (by_frame[62]["source"], by_frame[62]["valence"], by_frame[62]["annotator"]) == ("none", "", "")
+    assert float(by_frame[30]["time_s"]) == pytest.approx(1.0)
+
+    document = json.loads((out / "p01.json").read_text())
+    assert document["metadata"]["frames"] == CLIP_FRAMES and document["metadata"]["label_studio_frames"] == 80
+    assert document["metadata"]["prediction_model_version"] == "new"
+    assert [r["frame"] for r in document["frames"]] == list(range(CLIP_FRAMES))
+    index = json.loads((out / "export.json").read_text())
+    assert sorted(v["video"] for v in index["videos"]) == ["p01", "p02"] and index["failed_tasks"] == []
+
+    p02 = {int(r["frame"]): r for r in read_rows(out / "p02.csv")}
+    assert len(p02) == CLIP_FRAMES and {p02[f]["source"] for f in (10, 11, 12)} == {"human"}
+    assert {r["source"] for f, r in p02.items() if f not in (10, 11, 12)} == {"none"}
+
+    clips = {clip.name: clip for clip in read_afewva(out / "afew-va")}
+    assert len(clips["p01"].frame_files) == CLIP_FRAMES
+    assert clips["p01"].labels == {f: (pytest.approx(v), pytest.approx(a))
+                                   for s, e, v, a in ANCHORS for f in range(s, e + 1)}
+
+
+def test_media_root_gives_the_same_export(project, exported, tmp_path) -> None:
+    server = project["server"]
+    code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(project["id"]),
+                 "--out", str(tmp_path), "--formats", "csv", "--media-root", str(project["videos"])],
+                environ={"MTCLAR_CACHE_DIR": str(tmp_path / "cache")})
+    assert code == 0
+    assert (tmp_path / "p01.csv").read_text() == (exported["out"] / "p01.csv").read_text()
+    assert not (tmp_path / "p01.json").exists() and not (tmp_path / "afew-va").exists()
+
+
+def test_exported_csv_as_anchors_gives_the_same_curve(project, exported, tmp_path) -> None:
+    cache = exported["cache"]
+    common = ["--no-plot", "--cache-dir", str(cache), "--device", "cpu"]
+    assert main(["label", str(project["p01"]), "--anchors", str(project["anchors"]), "--out",
+                 str(tmp_path / "original"), *common], environ={}) == 0
+    assert main(["label", str(project["p01"]), "--anchors", str(exported["out"] / "p01.csv"), "--out",
+                 str(tmp_path / "reimported"), *common], environ={}) == 0
+    original = read_rows(tmp_path / "original" / "p01.csv")
+    reimported = read_rows(tmp_path / "reimported" / "p01.csv")
+    assert len(original) == CLIP_FRAMES
+    assert sum(r["source"] == "anchor" for r in original) == sum(e - s + 1 for s, e, _, _ in ANCHORS)
+    assert reimported == original
