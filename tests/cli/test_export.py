@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mtclar.afewva_export import afewva_frames, write_afewva
 from mtclar.cli import main
 from mtclar.commands.export import in_media_root, media_name
-from mtclar.model.errors import PayloadError
+from mtclar.model.errors import AnchorError, PayloadError
 from mtclar.model.video import probe_video
 from mtclar.outputs import write_csv
 from mtclar.training.sources import read_afewva, read_anchor_csv
@@ -205,6 +205,18 @@ def test_rows_match_a_frame_by_frame_reading(annotations, n_frames, predicted) -
             assert [(r.source, r.valence, r.arousal) for r in got] == [("none", None, None)]
     means = mean_human(rows)
     assert set(means) == {r.frame for r in rows if r.source == "human"}
+
+
+def test_exported_csv_without_human_rows_has_no_anchors_and_bad_rows_are_named(tmp_path) -> None:
+    path = tmp_path / "clip.csv"
+    path.write_text("frame,time_s,valence,arousal,source,annotator\n0,0.0,0.2,0.1,predicted,\n1,0.1,,,none,\n")
+    assert read_anchor_csv(path) == {}
+    path.write_text("frame,time_s,valence,arousal,source,annotator\n0,0.0,1.5,0.1,human,a@b.c\n")
+    with pytest.raises(AnchorError, match=r"clip.csv row 2: valence = 1.5 is outside"):
+        read_anchor_csv(path)
+    path.write_text("frame,valence,arousal\n0,0.2,0.1\n")  # neither an anchors CSV nor an export
+    with pytest.raises(AnchorError, match="missing column.*video"):
+        read_anchor_csv(path)
 
 
 # -- names, media and options ---------------------------------------------------------------------------------------

@@ -12,11 +12,13 @@ import json
 import os
 import re
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from label_studio import VIDEO_LABEL_CONFIG, LabelStudioClient, LabelStudioServer, e2e_required
+from label_studio import FRAME_LABEL_CONFIG, VIDEO_LABEL_CONFIG, LabelStudioClient, LabelStudioServer, e2e_required
 
 from mtclar.cli import main
 from mtclar.training.sources import read_afewva
@@ -166,3 +168,51 @@ def test_exported_csv_as_anchors_gives_the_same_curve(project, exported, tmp_pat
     assert len(original) == CLIP_FRAMES
     assert sum(r["source"] == "anchor" for r in original) == sum(e - s + 1 for s, e, _, _ in ANCHORS)
     assert reimported == original
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    requests: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        type(self).requests.append(dict(self.headers))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"not a video")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_media_on_another_origin_is_refused_and_gets_no_key(label_studio, project, tmp_path) -> None:
+    """A task whose video is on another port of Label Studio's host: reported and skipped, nothing sent there;
+    the other tasks are exported and the exit status says one failed."""
+    server, client = label_studio
+    recorder = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    try:
+        pid = client.create_project("export: foreign media", VIDEO_LABEL_CONFIG)["id"]
+        client.add_local_storage(pid, project["videos"])
+        _, foreign = client.import_tasks(pid, [
+            {"video": f"/data/local-files/?d={project['p01'].relative_to(server.document_root)}", "fps": 30},
+            {"video": f"http://127.0.0.1:{recorder.server_port}/p01.mp4", "fps": 30}])
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
+                         "--out", str(tmp_path), "--formats", "csv"], environ={"MTCLAR_CACHE_DIR": str(tmp_path)})
+    finally:
+        recorder.shutdown()
+        recorder.server_close()
+    assert code == 1
+    assert f"task {foreign}: not exported" in stderr.getvalue() and "origin" in stderr.getvalue()
+    assert _Recorder.requests == []
+    assert json.loads((tmp_path / "export.json").read_text())["failed_tasks"] == [foreign]
+    assert [int(r["frame"]) for r in read_rows(tmp_path / "p01.csv")] == list(range(CLIP_FRAMES))
+
+
+def test_frame_mode_project_is_refused(label_studio, tmp_path, capsys) -> None:
+    server, client = label_studio
+    pid = client.create_project("export: frame mode", FRAME_LABEL_CONFIG)["id"]
+    code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
+                 "--out", str(tmp_path)], environ={})
+    assert code == 2
+    assert f"project {pid} is a frame-mode project" in capsys.readouterr().err
