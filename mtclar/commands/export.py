@@ -51,8 +51,10 @@ def media_name(url: str) -> str:
 
 
 def in_media_root(url: str, root: Path) -> Path | None:
-    """An uploaded file's copy in ``root``, by its name as uploaded or as named before the upload."""
-    name = PurePosixPath(unquote(urlsplit(url).path)).name
+    """The task's file in ``root`` by its name (an upload's: as uploaded or as named before the upload; a
+    local-files URL's: the ``?d=`` path's name); a local-files path under ``root`` is the resolver's."""
+    parts = urlsplit(url)
+    name = PurePosixPath(unquote(parse_qs(parts.query).get("d", [parts.path])[0])).name
     for candidate in (name, UPLOAD_PREFIX.sub("", name)):
         path = root / candidate
         if candidate and path.is_file():

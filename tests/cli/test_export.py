@@ -232,6 +232,7 @@ def test_media_root_finds_an_upload_by_its_original_name(tmp_path) -> None:
     (tmp_path / "clip.mp4").write_bytes(b"x")
     assert in_media_root("/data/upload/3/0a1b2c3d-clip.mp4", tmp_path) == tmp_path / "clip.mp4"
     assert in_media_root("/data/upload/3/0a1b2c3d-other.mp4", tmp_path) is None
+    assert in_media_root("/data/local-files/?d=study/clip.mp4", tmp_path) == tmp_path / "clip.mp4"
 
 
 def test_unknown_format_is_refused_before_any_call(tmp_path, capsys) -> None:

@@ -148,12 +148,18 @@ def test_export_writes_frame_exact_rows_for_every_video(project, exported) -> No
 
 def test_media_root_gives_the_same_export(project, exported, tmp_path) -> None:
     server = project["server"]
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("p01.mp4", "p02.mp4"):  # a lab's own copies, by their names before the upload
+        shutil.copy2(CLIP, media / name)
     code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(project["id"]),
-                 "--out", str(tmp_path), "--formats", "csv", "--media-root", str(project["videos"])],
+                 "--out", str(tmp_path), "--formats", "csv", "--media-root", str(media)],
                 environ={"MTCLAR_CACHE_DIR": str(tmp_path / "cache")})
     assert code == 0
-    assert (tmp_path / "p01.csv").read_text() == (exported["out"] / "p01.csv").read_text()
+    for name in ("p01.csv", "p02.csv"):
+        assert (tmp_path / name).read_text() == (exported["out"] / name).read_text()
     assert not (tmp_path / "p01.json").exists() and not (tmp_path / "afew-va").exists()
+    assert not (tmp_path / "cache" / "media").exists()  # both videos read from the folder, nothing downloaded
 
 
 def test_exported_csv_as_anchors_gives_the_same_curve(project, exported, tmp_path) -> None:
