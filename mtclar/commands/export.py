@@ -1,7 +1,8 @@
 """`mtclar export --ls-url URL --project N --out DIR`: every video task's V/A curve as files, frame-exact.
 
 Per video: ``DIR/<video>.csv`` (frame,time_s,valence,arousal,source,annotator), ``DIR/<video>.json`` (the same
-rows + metadata), ``DIR/afew-va/<video>/`` (AFEW-VA layout) and ``DIR/export.json`` (one entry per video).
+rows + metadata), with ``--formats ...,afewva`` ``DIR/afew-va/<video>/`` (AFEW-VA layout); and
+``DIR/export.json`` (one entry per video).
 Frames are those of the decoded video, not Label Studio's count.
 """
 
@@ -33,8 +34,9 @@ def add_parser(sub, settings: Settings) -> None:
     parser.add_argument("--media-root", type=Path, default=None,
                         help="read the videos from this folder (by file name, or a local-files path under it) "
                              "instead of downloading them from Label Studio")
-    parser.add_argument("--formats", default=",".join(FORMATS),
-                        help="comma-separated subset of csv,json,afewva (default: all)")
+    parser.add_argument("--formats", default="csv,json",
+                        help="comma-separated subset of csv,json,afewva (default: csv,json; afewva writes a PNG "
+                             "per decoded frame)")
     parser.add_argument("--afewva-frames", choices=("human", "all"), default="human",
                         help="frames in the AFEW-VA JSON: human labels only (default), or human + predicted")
     parser.set_defaults(run=run)

@@ -98,7 +98,7 @@ def exported(project, tmp_path_factory) -> dict[str, Any]:
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(project["id"]),
-                     "--out", str(out)], environ={"MTCLAR_CACHE_DIR": str(cache)})
+                     "--out", str(out), "--formats", "csv,json,afewva"], environ={"MTCLAR_CACHE_DIR": str(cache)})
     return {"out": out, "code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "cache": cache}
 
 
