@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from mtclar.model.errors import MediaError
+from mtclar.model.errors import MediaError, MtclarError
 from mtclar.model.files import stream_to_file
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,19 @@ def origin(url: str) -> tuple[str, str, int] | None:
     if scheme not in DEFAULT_PORTS or not host:
         return None
     return scheme, host, port or DEFAULT_PORTS[scheme]
+
+
+@contextmanager
+def label_studio_errors(url: str) -> Iterator[None]:
+    """Label Studio's error answers and unreachable servers -> an MtclarError naming the server (for the CLI)."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        yield
+    except ApiError as error:
+        raise MtclarError(f"Label Studio at {url} answered {error.status_code}: {str(error.body)[:300]}") from None
+    except httpx.HTTPError as error:
+        raise MtclarError(f"cannot reach Label Studio at {url}: {error}") from None
 
 
 class LabelStudioAPI:

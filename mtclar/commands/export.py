@@ -12,6 +12,7 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -19,6 +20,9 @@ from mtclar import __version__
 from mtclar.model.errors import LabelConfigError, MtclarError
 from mtclar.model.files import utc_now
 from mtclar.settings import Settings
+from mtclar_backend.ls_api import LabelStudioAPI, label_studio_errors
+from mtclar_backend.ls_format import LabelSetup
+from mtclar_backend.media import MediaResolver
 
 FORMATS = ("csv", "json", "afewva")
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with 8 hex digits
@@ -64,23 +68,20 @@ def in_media_root(url: str, root: Path) -> Path | None:
     return None
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    from mtclar.afewva_export import write_afewva
-    from mtclar.model.video import probe_video
-    from mtclar.outputs import write_csv, write_json
-    from mtclar_backend.export_rows import COLUMNS, label_studio_frames, latest_prediction, parse_task, task_rows
-    from mtclar_backend.ls_api import LabelStudioAPI
-    from mtclar_backend.ls_format import parse_label_config, read_task
-    from mtclar_backend.media import MediaResolver
+@dataclass
+class ProjectSource:
+    """What the export reads from Label Studio, once per project."""
 
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown or not formats:
-        raise MtclarError(f"--formats: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(FORMATS)}")
-    if not args.ls_url or not args.api_key:
-        raise MtclarError("needs --ls-url and --api-key (or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")
-    if args.media_root is not None and not args.media_root.is_dir():
-        raise MtclarError(f"--media-root {args.media_root}: not a folder")
+    api: LabelStudioAPI
+    setup: LabelSetup
+    resolver: MediaResolver
+    predictions: dict[int, list[dict]]  # task id -> its predictions
+    users: dict[int, str]  # user id -> email
+
+
+def open_project(args: argparse.Namespace, settings: Settings) -> ProjectSource:
+    from mtclar_backend.ls_format import parse_label_config
+
     api = LabelStudioAPI(args.ls_url, args.api_key)
     setup = parse_label_config(api.client.projects.get(id=args.project).label_config)
     if setup.mode != "video":
@@ -91,52 +92,73 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     predictions: dict[int, list[dict]] = {}
     for prediction in api.predictions(args.project):
         predictions.setdefault(int(prediction.get("task") or -1), []).append(prediction)
-    users = api.user_emails()
+    return ProjectSource(api, setup, resolver, predictions, api.user_emails())
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    names: set[str] = set()
-    index, failed = [], []
-    for raw in api.iter_tasks(args.project):
-        try:
-            task = parse_task(raw)
-            media = read_task(setup, task, settings.max_frame)
-            local = in_media_root(media.url, args.media_root) if args.media_root else None
-            path = local or resolver.local_path(media.url, task.id)
-            info = probe_video(path)
-            latest = latest_prediction(predictions.get(task.id, []))
-            rows = task_rows(setup, task, latest, info.n_frames, info.fps, settings.max_frame, users)
-        except MtclarError as error:
-            failed.append(raw.get("id"))
-            print(f"task {raw.get('id')}: not exported: {error}", file=sys.stderr)
-            continue
-        name = media_name(media.url)
-        if name in names:
-            name = f"{name}-task{task.id}"
-        names.add(name)
-        ls_frames = label_studio_frames(task)
-        if ls_frames is not None and ls_frames != info.n_frames:
-            print(f"warning: {name} (task {task.id}): Label Studio says {ls_frames} frames, the decoded video has "
-                  f"{info.n_frames}: the export follows the decoded video", file=sys.stderr)
-        counts = {s: len({r.frame for r in rows if r.source == s}) for s in ("human", "predicted", "none")}
-        metadata = {
-            "project": args.project, "task": task.id, "video": name, "media_url": media.url,
-            "video_sha256": info.content_id, "frames": info.n_frames, "fps": info.fps,
-            "label_studio_frames": ls_frames, "prediction_id": latest.get("id") if latest else None,
-            "prediction_model_version": latest.get("model_version") if latest else None,
-            "annotators": sorted({r.annotator for r in rows if r.source == "human"}),
-            "frames_by_source": counts, "mtclar_version": __version__, "created": utc_now(),
-        }
-        dict_rows = [r.as_dict() for r in rows]
-        if "csv" in formats:
-            write_csv(args.out / f"{name}.csv", dict_rows, COLUMNS)
-        if "json" in formats:
-            write_json(args.out / f"{name}.json", dict_rows, metadata)
-        if "afewva" in formats:
-            write_afewva(args.out / "afew-va", name, path, info.n_frames, rows, args.afewva_frames,
-                         {k: metadata[k] for k in ("project", "task", "video", "fps", "frames")})
-        index.append(metadata)
-        print(f"{name} (task {task.id}): {info.n_frames} frames at {info.fps:g} fps: {counts['human']} human, "
-              f"{counts['predicted']} predicted, {counts['none']} without a value")
+
+def export_task(source: ProjectSource, raw: dict, args: argparse.Namespace, settings: Settings,
+                formats: list[str], names: set[str]) -> dict:
+    """One task -> its files; returns its metadata. Raises MtclarError when the task cannot be exported."""
+    from mtclar.afewva_export import write_afewva
+    from mtclar.model.video import probe_video
+    from mtclar.outputs import write_csv, write_json
+    from mtclar_backend.export_rows import COLUMNS, label_studio_frames, latest_prediction, parse_task, task_rows
+    from mtclar_backend.ls_format import read_task
+
+    task = parse_task(raw)
+    media = read_task(source.setup, task, settings.max_frame)
+    local = in_media_root(media.url, args.media_root) if args.media_root else None
+    path = local or source.resolver.local_path(media.url, task.id)
+    info = probe_video(path)
+    latest = latest_prediction(source.predictions.get(task.id, []))
+    rows = task_rows(source.setup, task, latest, info.n_frames, info.fps, settings.max_frame, source.users)
+    name = media_name(media.url)
+    name = f"{name}-task{task.id}" if name in names else name
+    names.add(name)
+    ls_frames = label_studio_frames(task)
+    if ls_frames is not None and ls_frames != info.n_frames:
+        print(f"warning: {name} (task {task.id}): Label Studio says {ls_frames} frames, the decoded video has "
+              f"{info.n_frames}: the export follows the decoded video", file=sys.stderr)
+    counts = {s: len({r.frame for r in rows if r.source == s}) for s in ("human", "predicted", "none")}
+    metadata = {
+        "project": args.project, "task": task.id, "video": name, "media_url": media.url,
+        "video_sha256": info.content_id, "frames": info.n_frames, "fps": info.fps,
+        "label_studio_frames": ls_frames, "prediction_id": latest.get("id") if latest else None,
+        "prediction_model_version": latest.get("model_version") if latest else None,
+        "annotators": sorted({r.annotator for r in rows if r.source == "human"}),
+        "frames_by_source": counts, "mtclar_version": __version__, "created": utc_now(),
+    }
+    dict_rows = [r.as_dict() for r in rows]
+    if "csv" in formats:
+        write_csv(args.out / f"{name}.csv", dict_rows, COLUMNS)
+    if "json" in formats:
+        write_json(args.out / f"{name}.json", dict_rows, metadata)
+    if "afewva" in formats:
+        write_afewva(args.out / "afew-va", name, path, info.n_frames, rows, args.afewva_frames,
+                     {k: metadata[k] for k in ("project", "task", "video", "fps", "frames")})
+    print(f"{name} (task {task.id}): {info.n_frames} frames at {info.fps:g} fps: {counts['human']} human, "
+          f"{counts['predicted']} predicted, {counts['none']} without a value")
+    return metadata
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise MtclarError(f"--formats: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(FORMATS)}")
+    if not args.ls_url or not args.api_key:
+        raise MtclarError("needs --ls-url and --api-key (or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")
+    if args.media_root is not None and not args.media_root.is_dir():
+        raise MtclarError(f"--media-root {args.media_root}: not a folder")
+    index, failed, names = [], [], set()
+    with label_studio_errors(args.ls_url):
+        source = open_project(args, settings)
+        args.out.mkdir(parents=True, exist_ok=True)
+        for raw in source.api.iter_tasks(args.project):
+            try:
+                index.append(export_task(source, raw, args, settings, formats, names))
+            except MtclarError as error:
+                failed.append(raw.get("id"))
+                print(f"task {raw.get('id')}: not exported: {error}", file=sys.stderr)
     summary = {"project": args.project, "videos": index, "failed_tasks": failed}
     (args.out / "export.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     print(f"project {args.project}: {len(index)} videos exported to {args.out}"

@@ -240,3 +240,11 @@ def test_unknown_format_is_refused_before_any_call(tmp_path, capsys) -> None:
                  "--out", str(tmp_path), "--formats", "csv,xls"], environ={})
     assert code == 2
     assert "--formats: unknown xls" in capsys.readouterr().err
+
+
+def test_unreachable_label_studio_is_an_error_naming_it(tmp_path, capsys) -> None:
+    code = main(["export", "--ls-url", "http://127.0.0.1:9", "--api-key", "k", "--project", "1",
+                 "--out", str(tmp_path / "out")], environ={})
+    assert code == 2
+    assert "cannot reach Label Studio at http://127.0.0.1:9" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

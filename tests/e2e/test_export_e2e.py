@@ -215,8 +215,11 @@ def test_media_on_another_origin_is_refused_and_gets_no_key(label_studio, projec
     assert [int(r["frame"]) for r in read_rows(tmp_path / "p01.csv")] == list(range(CLIP_FRAMES))
 
 
-def test_frame_mode_project_is_refused(label_studio, tmp_path, capsys) -> None:
+def test_frame_mode_project_and_unknown_project_are_refused(label_studio, tmp_path, capsys) -> None:
     server, client = label_studio
+    assert main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", "999999",
+                 "--out", str(tmp_path)], environ={}) == 2
+    assert f"Label Studio at {server.url} answered 404" in capsys.readouterr().err
     pid = client.create_project("export: frame mode", FRAME_LABEL_CONFIG)["id"]
     code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
                  "--out", str(tmp_path)], environ={})
