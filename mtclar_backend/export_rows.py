@@ -1,7 +1,8 @@
-"""A video-mode task's annotations and latest prediction -> one row per frame of the decoded video (export).
+"""A task's annotations and latest prediction -> one row per frame (export).
 
-Frames are the backend's: Label Studio's 1-based timeline ranges become 0-based decode-order frames
-(``start - 1 .. end - 1``, ``ls_format``), clipped to the frames that really decode (``anchors.expand``).
+Video mode: every frame of the decoded video. Frames are the backend's: Label Studio's 1-based timeline ranges
+become 0-based decode-order frames (``start - 1 .. end - 1``, ``ls_format``), clipped to the frames that really
+decode (``anchors.expand``). Frame mode: the frames that have an image task (``data.frame``, 0-based).
 Values are on the model's [-1, 1] scale (the tags' own scale is mapped back, as for anchors).
 
 Rows per frame: one ``human`` row per annotation that labels it (``annotator`` says whose; a frame several
@@ -11,6 +12,7 @@ from the task's latest prediction, else one ``none`` row with no values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,20 +66,21 @@ def annotator_name(annotation: Annotation, users: dict[int, str]) -> str:
     return f"annotation {annotation.id}" if annotation.id is not None else "unknown"
 
 
-def human_anchors(setup: LabelSetup, task: Task, n_frames: int, max_frame: int,
-                  users: dict[int, str]) -> list[tuple[str, Anchors]]:
-    """(annotator, per-frame values) for each usable annotation, in Label Studio's order."""
+def human_anchors(setup: LabelSetup, task: Task, n_frames: int, max_frame: int, users: dict[int, str],
+                  frame: int = -1) -> list[tuple[str, Anchors]]:
+    """(annotator, per-frame values) for each usable annotation, in Label Studio's order (``frame``: a frame
+    task's frame)."""
     out = []
     for k, annotation in enumerate(task.annotations):
         if not annotation.usable:
             continue
-        spans = annotation_spans(setup, annotation.result, f"task {task.id}: annotations[{k}]", max_frame)
+        spans = annotation_spans(setup, annotation.result, f"task {task.id}: annotations[{k}]", max_frame, frame)
         out.append((annotator_name(annotation, users), expand([spans], n_frames)))
     return out
 
 
 def prediction_anchors(setup: LabelSetup, prediction: dict | None, task_id: int, n_frames: int,
-                       max_frame: int) -> Anchors:
+                       max_frame: int, frame: int = -1) -> Anchors:
     """Per-frame values of a prediction's result (every region, the predicted and the copied human ones)."""
     if not prediction:
         return {}
@@ -89,7 +92,7 @@ def prediction_anchors(setup: LabelSetup, prediction: dict | None, task_id: int,
     except ValidationError as error:
         raise PayloadError(f"task {task_id}: prediction {prediction.get('id')}: {error.errors()[0]['msg']}") from None
     spans = annotation_spans(setup, result, f"task {task_id}: prediction {prediction.get('id')}", max_frame,
-                             human_only=False)
+                             frame, human_only=False)
     return expand([spans], n_frames)
 
 
@@ -100,15 +103,18 @@ def latest_prediction(predictions: list[dict]) -> dict | None:
     return max(predictions, key=lambda p: (str(p.get("created_at") or ""), int(p.get("id") or 0)))
 
 
-def frame_rows(n_frames: int, fps: float, humans: list[tuple[str, Anchors]], predicted: Anchors) -> list[ExportRow]:
-    """Every frame of ``[0, n_frames)``: its human rows (sorted by annotator), else predicted, else none."""
+def frame_rows(frames: Iterable[int], fps: float, humans: list[tuple[str, Anchors]],
+               predicted: Anchors) -> list[ExportRow]:
+    """Each of ``frames`` (in order): its human rows (sorted by annotator), else predicted, else none."""
+    labelled: dict[int, list[tuple[str, float, float]]] = {}
+    for _, (who, anchors) in sorted(enumerate(humans), key=lambda item: (item[1][0], item[0])):
+        for frame, (v, a) in anchors.items():
+            labelled.setdefault(frame, []).append((who, v, a))
     rows: list[ExportRow] = []
-    ordered = sorted(range(len(humans)), key=lambda i: (humans[i][0], i))
-    for frame in range(n_frames):
+    for frame in frames:
         time_s = round(frame / fps, 6)
-        labelled = [(humans[i][0], humans[i][1][frame]) for i in ordered if frame in humans[i][1]]
-        if labelled:
-            rows += [ExportRow(frame, time_s, _value(v), _value(a), "human", who) for who, (v, a) in labelled]
+        if frame in labelled:
+            rows += [ExportRow(frame, time_s, _value(v), _value(a), "human", who) for who, v, a in labelled[frame]]
         elif frame in predicted:
             v, a = predicted[frame]
             rows.append(ExportRow(frame, time_s, _value(v), _value(a), "predicted"))
@@ -121,7 +127,20 @@ def task_rows(setup: LabelSetup, task: Task, prediction: dict | None, n_frames: 
               users: dict[int, str] | None = None) -> list[ExportRow]:
     """A video task -> rows for each of the ``n_frames`` frames of its decoded video."""
     humans = human_anchors(setup, task, n_frames, max_frame, users or {})
-    return frame_rows(n_frames, fps, humans, prediction_anchors(setup, prediction, task.id, n_frames, max_frame))
+    predicted = prediction_anchors(setup, prediction, task.id, n_frames, max_frame)
+    return frame_rows(range(n_frames), fps, humans, predicted)
+
+
+def frame_task_rows(setup: LabelSetup, tasks: list[tuple[Task, int, dict | None]], fps: float, max_frame: int,
+                    users: dict[int, str] | None = None) -> list[ExportRow]:
+    """Frame mode: the tasks of one video as (task, its 0-based frame, its latest prediction) -> rows for the
+    frames that have a task, in frame order (a frame with no image task has no row: there is nothing to decode)."""
+    humans: list[tuple[str, Anchors]] = []
+    predicted: Anchors = {}
+    for task, frame, prediction in tasks:
+        humans += human_anchors(setup, task, frame + 1, max_frame, users or {}, frame)
+        predicted.update(prediction_anchors(setup, prediction, task.id, frame + 1, max_frame, frame))
+    return frame_rows(sorted({frame for _, frame, _ in tasks}), fps, humans, predicted)
 
 
 def label_studio_frames(task: Task) -> int | None:

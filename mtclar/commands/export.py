@@ -1,9 +1,9 @@
-"""`mtclar export --ls-url URL --project N --out DIR`: every video task's V/A curve as files, frame-exact.
+"""`mtclar export --ls-url URL --project N --out DIR`: every video's V/A curve as files, frame-exact.
 
 Per video: ``DIR/<video>.csv`` (frame,time_s,valence,arousal,source,annotator), ``DIR/<video>.json`` (the same
 rows + metadata), with ``--formats ...,afewva`` ``DIR/afew-va/<video>/`` (AFEW-VA layout); and
-``DIR/export.json`` (one entry per video).
-Frames are those of the decoded video, not Label Studio's count.
+``DIR/export.json`` (one entry per video). Video mode: a task is a video, its rows are the frames of the decoded
+video, not Label Studio's count. Frame mode: the image tasks of one ``video_id`` are a video.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mtclar import __version__
-from mtclar.model.errors import LabelConfigError, MtclarError
+from mtclar.model.errors import MtclarError
 from mtclar.model.files import utc_now
 from mtclar.settings import Settings
+from mtclar_backend.export_rows import parse_task
 from mtclar_backend.ls_api import LabelStudioAPI, label_studio_errors
-from mtclar_backend.ls_format import LabelSetup
+from mtclar_backend.ls_format import LabelSetup, TaskMedia, read_task
 from mtclar_backend.media import MediaResolver
+from mtclar_backend.payload import Task
 
 FORMATS = ("csv", "json", "afewva")
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file names with 8 hex digits
@@ -53,7 +55,18 @@ def media_name(url: str) -> str:
     stem = PurePosixPath(unquote(path)).stem
     if "/data/upload/" in parts.path:
         stem = UPLOAD_PREFIX.sub("", stem)
-    return re.sub(r"[^\w.-]+", "_", stem).strip("._") or "video"
+    return safe_name(stem)
+
+
+def safe_name(text: str) -> str:
+    """A file name made of the text's letters, digits, dots and dashes."""
+    return re.sub(r"[^\w.-]+", "_", text).strip("._") or "video"
+
+
+def unique_name(name: str, names: set[str], task_id: int) -> str:
+    name = f"{name}-task{task_id}" if name in names else name
+    names.add(name)
+    return name
 
 
 def in_media_root(url: str, root: Path) -> Path | None:
@@ -84,9 +97,6 @@ def open_project(args: argparse.Namespace, settings: Settings) -> ProjectSource:
 
     api = LabelStudioAPI(args.ls_url, args.api_key)
     setup = parse_label_config(api.client.projects.get(id=args.project).label_config)
-    if setup.mode != "video":
-        raise LabelConfigError(f"project {args.project} is a {setup.mode}-mode project: export reads video-mode "
-                               "projects (a <Video> with <TimelineLabels>)")
     roots = ((args.media_root,) if args.media_root else ()) + settings.media_roots
     resolver = MediaResolver(settings.embedding_cache.parent / "media", roots, api, settings.media_hosts)
     predictions: dict[int, list[dict]] = {}
@@ -101,8 +111,7 @@ def export_task(source: ProjectSource, raw: dict, args: argparse.Namespace, sett
     from mtclar.afewva_export import write_afewva
     from mtclar.model.video import probe_video
     from mtclar.outputs import write_csv, write_json
-    from mtclar_backend.export_rows import COLUMNS, label_studio_frames, latest_prediction, parse_task, task_rows
-    from mtclar_backend.ls_format import read_task
+    from mtclar_backend.export_rows import COLUMNS, label_studio_frames, latest_prediction, task_rows
 
     task = parse_task(raw)
     media = read_task(source.setup, task, settings.max_frame)
@@ -111,9 +120,7 @@ def export_task(source: ProjectSource, raw: dict, args: argparse.Namespace, sett
     info = probe_video(path)
     latest = latest_prediction(source.predictions.get(task.id, []))
     rows = task_rows(source.setup, task, latest, info.n_frames, info.fps, settings.max_frame, source.users)
-    name = media_name(media.url)
-    name = f"{name}-task{task.id}" if name in names else name
-    names.add(name)
+    name = unique_name(media_name(media.url), names, task.id)
     ls_frames = label_studio_frames(task)
     if ls_frames is not None and ls_frames != info.n_frames:
         print(f"warning: {name} (task {task.id}): Label Studio says {ls_frames} frames, the decoded video has "
@@ -140,6 +147,42 @@ def export_task(source: ProjectSource, raw: dict, args: argparse.Namespace, sett
     return metadata
 
 
+def export_frame_video(source: ProjectSource, video_id: str, tasks: list[tuple[Task, TaskMedia]],
+                       args: argparse.Namespace, settings: Settings, formats: list[str], names: set[str]) -> dict:
+    """Frame mode: the image tasks of one ``video_id`` -> its files (rows for the frames that have a task)."""
+    from mtclar.afewva_export import write_afewva_images
+    from mtclar.outputs import write_csv, write_json
+    from mtclar_backend.export_rows import COLUMNS, frame_task_rows, latest_prediction
+    from mtclar_backend.project_data import media_fps
+
+    fps = media_fps(source.setup, tasks[0][1])
+    latest = {task.id: latest_prediction(source.predictions.get(task.id, [])) for task, _ in tasks}
+    rows = frame_task_rows(source.setup, [(task, media.frame, latest[task.id]) for task, media in tasks], fps,
+                           settings.max_frame, source.users)
+    name = unique_name(safe_name(video_id), names, tasks[0][0].id)
+    counts = {s: len({r.frame for r in rows if r.source == s}) for s in ("human", "predicted", "none")}
+    versions = sorted({str(p.get("model_version")) for p in latest.values() if p})
+    metadata = {
+        "project": args.project, "video": name, "video_id": video_id, "tasks": [task.id for task, _ in tasks],
+        "frames": len({r.frame for r in rows}), "fps": fps, "prediction_model_versions": versions,
+        "annotators": sorted({r.annotator for r in rows if r.source == "human"}),
+        "frames_by_source": counts, "mtclar_version": __version__, "created": utc_now(),
+    }
+    dict_rows = [r.as_dict() for r in rows]
+    if "csv" in formats:
+        write_csv(args.out / f"{name}.csv", dict_rows, COLUMNS)
+    if "json" in formats:
+        write_json(args.out / f"{name}.json", dict_rows, metadata)
+    if "afewva" in formats:
+        images = {media.frame: (in_media_root(media.url, args.media_root) if args.media_root else None)
+                  or source.resolver.local_path(media.url, task.id) for task, media in tasks}
+        write_afewva_images(args.out / "afew-va", name, images, rows, args.afewva_frames,
+                            {k: metadata[k] for k in ("project", "video", "video_id", "fps", "frames")})
+    print(f"{name}: {metadata['frames']} frame tasks at {fps:g} fps: {counts['human']} human, "
+          f"{counts['predicted']} predicted, {counts['none']} without a value")
+    return metadata
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -153,12 +196,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with label_studio_errors(args.ls_url):
         source = open_project(args, settings)
         args.out.mkdir(parents=True, exist_ok=True)
-        for raw in source.api.iter_tasks(args.project):
-            try:
-                index.append(export_task(source, raw, args, settings, formats, names))
-            except MtclarError as error:
-                failed.append(raw.get("id"))
-                print(f"task {raw.get('id')}: not exported: {error}", file=sys.stderr)
+        if source.setup.mode == "video":
+            for raw in source.api.iter_tasks(args.project):
+                try:
+                    index.append(export_task(source, raw, args, settings, formats, names))
+                except MtclarError as error:
+                    failed.append(raw.get("id"))
+                    print(f"task {raw.get('id')}: not exported: {error}", file=sys.stderr)
+        else:
+            videos: dict[str, list[tuple[Task, TaskMedia]]] = {}
+            for raw in source.api.iter_tasks(args.project):
+                try:
+                    task = parse_task(raw)
+                    media = read_task(source.setup, task, settings.max_frame)
+                except MtclarError as error:
+                    failed.append(raw.get("id"))
+                    print(f"task {raw.get('id')}: not exported: {error}", file=sys.stderr)
+                    continue
+                videos.setdefault(media.video_key.removeprefix("video:"), []).append((task, media))
+            for video_id, tasks in videos.items():
+                try:
+                    index.append(export_frame_video(source, video_id, tasks, args, settings, formats, names))
+                except MtclarError as error:
+                    failed += [task.id for task, _ in tasks]
+                    print(f"video {video_id}: not exported: {error}", file=sys.stderr)
     summary = {"project": args.project, "videos": index, "failed_tasks": failed}
     (args.out / "export.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     print(f"project {args.project}: {len(index)} videos exported to {args.out}"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtclar.afewva_export import afewva_frames, write_afewva
+from mtclar.afewva_export import afewva_frames, write_afewva, write_afewva_images
 from mtclar.cli import main
 from mtclar.commands.export import in_media_root, media_name
 from mtclar.model.errors import AnchorError, PayloadError
@@ -23,14 +23,15 @@ from mtclar.outputs import write_csv
 from mtclar.training.sources import read_afewva, read_anchor_csv
 from mtclar_backend.export_rows import (
     COLUMNS,
+    frame_task_rows,
     label_studio_frames,
     latest_prediction,
     mean_human,
     parse_task,
     task_rows,
 )
-from mtclar_backend.label_configs import VIDEO
-from mtclar_backend.ls_format import parse_label_config, video_prediction
+from mtclar_backend.label_configs import FRAME, VIDEO
+from mtclar_backend.ls_format import frame_prediction, parse_label_config, video_prediction
 from mtclar_backend.segments import Segment
 
 SETUP = parse_label_config(VIDEO)
@@ -217,6 +218,29 @@ def test_exported_csv_without_human_rows_has_no_anchors_and_bad_rows_are_named(t
     path.write_text("frame,valence,arousal\n0,0.2,0.1\n")  # neither an anchors CSV nor an export
     with pytest.raises(AnchorError, match="missing column.*video"):
         read_anchor_csv(path)
+
+
+def test_frame_mode_rows_are_the_frames_with_a_task(tmp_path) -> None:
+    setup = parse_label_config(FRAME)
+    numbers = [{"id": "n", "from_name": name, "to_name": "frame", "type": "number", "value": {"number": value}}
+               for name, value in (("valence", 0.4), ("arousal", -0.3))]
+    labelled = parse_task({"id": 1, "data": {"image": "/x/00005.png", "video_id": "001", "frame": 5},
+                           "annotations": [{"id": 1, "completed_by": 3, "result": numbers}]})
+    predicted = parse_task({"id": 2, "data": {"image": "/x/00002.png", "video_id": "001", "frame": 2}})
+    empty = parse_task({"id": 3, "data": {"image": "/x/00009.png", "video_id": "001", "frame": 9}})
+    prediction = frame_prediction(setup, 0.1, 0.2, 0.5, "m")
+    rows = frame_task_rows(setup, [(labelled, 5, None), (predicted, 2, prediction), (empty, 9, None)], 25.0,
+                           10_000, {3: "c@d.e"})
+    assert [(r.frame, r.time_s, r.source, r.valence, r.arousal, r.annotator) for r in rows] == [
+        (2, 0.08, "predicted", 0.1, 0.2, ""), (5, 0.2, "human", 0.4, -0.3, "c@d.e"), (9, 0.36, "none", None, None, "")]
+    images = {}
+    for frame in (2, 5, 9):
+        images[frame] = tmp_path / f"img{frame}.png"
+        cv2.imwrite(str(images[frame]), np.full((8, 8, 3), frame, np.uint8))
+    write_afewva_images(tmp_path / "afew-va", "001", images, rows, "all")
+    (clip,) = read_afewva(tmp_path / "afew-va")
+    assert sorted(clip.frame_files) == [2, 5, 9]
+    assert clip.labels == {2: pytest.approx((0.1, 0.2)), 5: pytest.approx((0.4, -0.3))}
 
 
 # -- names, media and options ---------------------------------------------------------------------------------------

@@ -22,12 +22,13 @@ from label_studio import FRAME_LABEL_CONFIG, VIDEO_LABEL_CONFIG, LabelStudioClie
 
 from mtclar.cli import main
 from mtclar.training.sources import read_afewva
-from mtclar_backend.ls_format import parse_label_config, video_prediction
+from mtclar_backend.ls_format import frame_prediction, parse_label_config, video_prediction
 from mtclar_backend.segments import Segment
 
 SHARED_DATA = Path(os.environ.get("MTCLAR_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 CLIP = SHARED_DATA / "videos" / "single_face.mp4"  # 72 frames at 30 fps
 CLIP_FRAMES = 72
+AFEWVA_CLIP = SHARED_DATA / "afewva-sample" / "001"  # 6 frame images (copied into Label Studio's document root)
 SETUP = parse_label_config(VIDEO_LABEL_CONFIG)
 # the anchors a person labels (0-based frames): three segments of p01
 ANCHORS = [(0, 4, 0.3, 0.1), (30, 35, -0.25, 0.4), (68, 71, 0.55, -0.15)]
@@ -215,13 +216,47 @@ def test_media_on_another_origin_is_refused_and_gets_no_key(label_studio, projec
     assert [int(r["frame"]) for r in read_rows(tmp_path / "p01.csv")] == list(range(CLIP_FRAMES))
 
 
-def test_frame_mode_project_and_unknown_project_are_refused(label_studio, tmp_path, capsys) -> None:
-    server, client = label_studio
+def test_unknown_project_is_an_error_naming_the_server(label_studio, tmp_path, capsys) -> None:
+    server, _ = label_studio
     assert main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", "999999",
                  "--out", str(tmp_path)], environ={}) == 2
     assert f"Label Studio at {server.url} answered 404" in capsys.readouterr().err
+
+
+def test_frame_mode_project_exports_its_frame_tasks(label_studio, tmp_path) -> None:
+    """Frame mode (AFEW-VA frame folders imported with `mtclar import --mode frame`): rows for the frames that
+    have a task, and the AFEW-VA layout with the images as Label Studio serves them."""
+    server, client = label_studio
+    if not AFEWVA_CLIP.is_dir():
+        pytest.skip(f"shared test data missing: {AFEWVA_CLIP}")
+    folder = server.document_root / "export-frames" / "001"
+    shutil.copytree(AFEWVA_CLIP, folder, ignore=shutil.ignore_patterns("*.json"))
     pid = client.create_project("export: frame mode", FRAME_LABEL_CONFIG)["id"]
-    code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
-                 "--out", str(tmp_path)], environ={})
-    assert code == 2
-    assert f"project {pid} is a frame-mode project" in capsys.readouterr().err
+    assert main(["import", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
+                 "--mode", "frame", "--document-root", str(server.document_root), str(folder)], environ={}) == 0
+    tasks = {t["data"]["frame"]: t["id"] for t in client.list_tasks(pid)}
+    assert sorted(tasks) == list(range(6))
+    frame_setup = parse_label_config(FRAME_LABEL_CONFIG)
+    for frame, (v, a) in {0: (0.5, 0.2), 3: (-0.1, 0.3)}.items():
+        client.create_annotation(tasks[frame], [
+            {"id": "n", "from_name": name, "to_name": "frame", "type": "number", "value": {"number": value}}
+            for name, value in (("valence", v), ("arousal", a))])
+    prediction = frame_prediction(frame_setup, 0.25, -0.5, 0.8, "m1")
+    client.create_prediction(tasks[1], prediction["result"], prediction["score"], prediction["model_version"])
+
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
+                     "--out", str(out), "--formats", "csv,json,afewva", "--afewva-frames", "all"],
+                    environ={"MTCLAR_CACHE_DIR": str(tmp_path / "cache")})
+    assert code == 0
+    rows = read_rows(out / "001.csv")
+    assert [(int(r["frame"]), r["source"], r["valence"], r["arousal"]) for r in rows] == [
+        (0, "human", "0.5", "0.2"), (1, "predicted", "0.25", "-0.5"), (2, "none", "", ""),
+        (3, "human", "-0.1", "0.3"), (4, "none", "", ""), (5, "none", "", "")]
+    assert float(rows[1]["time_s"]) == pytest.approx(1 / 25)  # no frame rate in the tasks: 25 fps
+    (clip,) = read_afewva(out / "afew-va")
+    assert sorted(clip.frame_files) == list(range(6))
+    assert (clip.frame_files[4].read_bytes() == (AFEWVA_CLIP / "00004.png").read_bytes())
+    assert clip.labels == {0: pytest.approx((0.5, 0.2)), 1: pytest.approx((0.25, -0.5)),
+                           3: pytest.approx((-0.1, 0.3))}
