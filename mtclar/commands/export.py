@@ -69,14 +69,14 @@ def unique_name(name: str, names: set[str], task_id: int) -> str:
     return name
 
 
-def in_media_root(url: str, root: Path) -> Path | None:
-    """The task's file in ``root`` by its name (an upload's: as uploaded or as named before the upload; a
-    local-files URL's: the ``?d=`` path's name); a local-files path under ``root`` is the resolver's."""
+def in_media_root(url: str, root: Path, folder: str = "") -> Path | None:
+    """The task's file in ``root/folder`` by its name (an upload's: as uploaded or as named before the upload; a
+    local-files URL's: the ``?d=`` path's name)."""
     parts = urlsplit(url)
     name = PurePosixPath(unquote(parse_qs(parts.query).get("d", [parts.path])[0])).name
     for candidate in (name, UPLOAD_PREFIX.sub("", name)):
-        path = root / candidate
-        if candidate and path.is_file():
+        path = (root / folder / candidate).resolve()
+        if candidate and path.is_relative_to(root.resolve()) and path.is_file():
             return path
     return None
 
@@ -90,6 +90,14 @@ class ProjectSource:
     resolver: MediaResolver
     predictions: dict[int, list[dict]]  # task id -> its predictions
     users: dict[int, str]  # user id -> email
+
+
+def local_media(source: ProjectSource, media: TaskMedia, media_root: Path | None, folder: str = "") -> Path:
+    """The task's file: a local-files path under a media root, else by name in ``--media-root`` (``folder``: a
+    frame-mode video's subfolder, where frame names repeat across videos), else fetched like the backend does."""
+    return source.resolver.local_path(media.url, media.task_id, download=False) or \
+        (in_media_root(media.url, media_root, folder) if media_root else None) or \
+        source.resolver.local_path(media.url, media.task_id)
 
 
 def open_project(args: argparse.Namespace, settings: Settings) -> ProjectSource:
@@ -115,8 +123,7 @@ def export_task(source: ProjectSource, raw: dict, args: argparse.Namespace, sett
 
     task = parse_task(raw)
     media = read_task(source.setup, task, settings.max_frame)
-    local = in_media_root(media.url, args.media_root) if args.media_root else None
-    path = local or source.resolver.local_path(media.url, task.id)
+    path = local_media(source, media, args.media_root)
     info = probe_video(path)
     latest = latest_prediction(source.predictions.get(task.id, []))
     rows = task_rows(source.setup, task, latest, info.n_frames, info.fps, settings.max_frame, source.users)
@@ -174,8 +181,7 @@ def export_frame_video(source: ProjectSource, video_id: str, tasks: list[tuple[T
     if "json" in formats:
         write_json(args.out / f"{name}.json", dict_rows, metadata)
     if "afewva" in formats:
-        images = {media.frame: (in_media_root(media.url, args.media_root) if args.media_root else None)
-                  or source.resolver.local_path(media.url, task.id) for task, media in tasks}
+        images = {media.frame: local_media(source, media, args.media_root, video_id) for _, media in tasks}
         write_afewva_images(args.out / "afew-va", name, images, rows, args.afewva_frames,
                             {k: metadata[k] for k in ("project", "video", "video_id", "fps", "frames")})
     print(f"{name}: {metadata['frames']} frame tasks at {fps:g} fps: {counts['human']} human, "

@@ -252,11 +252,17 @@ def test_media_names() -> None:
     assert media_name("http://media.example.org/a/b/c.webm") == "c"
 
 
-def test_media_root_finds_an_upload_by_its_original_name(tmp_path) -> None:
+def test_media_root_finds_a_file_by_its_name(tmp_path) -> None:
+    tmp_path = tmp_path.resolve()
     (tmp_path / "clip.mp4").write_bytes(b"x")
     assert in_media_root("/data/upload/3/0a1b2c3d-clip.mp4", tmp_path) == tmp_path / "clip.mp4"
     assert in_media_root("/data/upload/3/0a1b2c3d-other.mp4", tmp_path) is None
     assert in_media_root("/data/local-files/?d=study/clip.mp4", tmp_path) == tmp_path / "clip.mp4"
+    (tmp_path / "001").mkdir()
+    (tmp_path / "001" / "00000.png").write_bytes(b"x")
+    assert in_media_root("/data/local-files/?d=frames/001/00000.png", tmp_path, "001") == tmp_path / "001" / "00000.png"
+    assert in_media_root("/data/local-files/?d=frames/002/00000.png", tmp_path, "002") is None
+    assert in_media_root("/data/local-files/?d=x/clip.mp4", tmp_path / "001", "..") is None  # not outside the root
 
 
 def test_unknown_format_is_refused_before_any_call(tmp_path, capsys) -> None:
