@@ -24,7 +24,6 @@ from .anchors import Anchors, expand
 from .ls_format import LabelSetup, annotation_spans
 from .payload import Annotation, ResultItem, Task
 
-SOURCES = ("human", "predicted", "none")
 COLUMNS = ("frame", "time_s", "valence", "arousal", "source", "annotator")
 LS_FRAME_KEYS = ("frames", "frameCount", "framesCount")  # task data keys that may hold Label Studio's count
 
