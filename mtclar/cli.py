@@ -1,4 +1,4 @@
-"""`mtclar`: serve | import | label | evaluate | train | train-sl | finetune | agreement."""
+"""`mtclar`: serve | worker | import | export | label | evaluate | train | train-sl | finetune | agreement."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from mtclar.model.errors import ConfigError, MtclarError
 from mtclar.settings import Settings
 
-COMMANDS = ("serve", "worker", "import", "label", "evaluate", "train", "train-sl", "finetune", "agreement")
+COMMANDS = ("serve", "worker", "import", "export", "label", "evaluate", "train", "train-sl", "finetune", "agreement")
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:

@@ -31,12 +31,12 @@ def label_rows(video: VideoEmbeddings, labels: FrameLabels) -> list[dict]:
     return rows
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> None:
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row[k] is None else row[k]) for k in COLUMNS})
+            writer.writerow({k: ("" if row[k] is None else row[k]) for k in columns})
 
 
 def write_json(path: Path, rows: list[dict], metadata: dict) -> None:

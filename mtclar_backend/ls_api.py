@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from mtclar.model.errors import MediaError
+from mtclar.model.errors import MediaError, MtclarError
 from mtclar.model.files import stream_to_file
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,19 @@ def origin(url: str) -> tuple[str, str, int] | None:
     if scheme not in DEFAULT_PORTS or not host:
         return None
     return scheme, host, port or DEFAULT_PORTS[scheme]
+
+
+@contextmanager
+def label_studio_errors(url: str) -> Iterator[None]:
+    """Label Studio's error answers and unreachable servers -> an MtclarError naming the server (for the CLI)."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        yield
+    except ApiError as error:
+        raise MtclarError(f"Label Studio at {url} answered {error.status_code}: {str(error.body)[:300]}") from None
+    except httpx.HTTPError as error:
+        raise MtclarError(f"cannot reach Label Studio at {url}: {error}") from None
 
 
 class LabelStudioAPI:
@@ -67,6 +81,21 @@ class LabelStudioAPI:
         """All tasks of a project with their annotations, as plain dicts."""
         for task in self.client.tasks.list(project=project, fields="all"):
             yield task.model_dump() if hasattr(task, "model_dump") else dict(task)
+
+    def predictions(self, project: int) -> list[dict]:
+        """Every prediction stored for a project's tasks, as plain dicts."""
+        return [p.model_dump() if hasattr(p, "model_dump") else dict(p)
+                for p in self.client.predictions.list(project=project)]
+
+    def user_emails(self) -> dict[int, str]:
+        """User id -> email, for naming annotators; empty when this key may not list users."""
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            return {u.id: u.email for u in self.client.users.list() if u.id is not None and u.email}
+        except (ApiError, httpx.HTTPError) as error:
+            log.info("cannot list Label Studio users (%s): annotators are named by id", error)
+            return {}
 
     def download(self, path: str, destination: Path) -> Path:
         """Stream a file on Label Studio (a path such as ``/data/upload/1/x.mp4``, or an absolute URL on its

@@ -234,14 +234,14 @@ def _ranges(item: ResultItem, field: str, max_frame: int) -> list[tuple[int, int
 
 
 def annotation_spans(setup: LabelSetup, result: list[ResultItem], where: str, max_frame: int,
-                     frame: int = -1) -> list[Span]:
+                     frame: int = -1, human_only: bool = True) -> list[Span]:
     """An annotation's result -> anchor spans (0-based frames, model scale). Video mode: every timeline region
     with both numbers; frame mode: the frame's two numbers. Items of other tags are ignored; items of the
-    backend's tags must be well formed."""
+    backend's tags must be well formed. ``human_only=False`` reads a prediction's result (every region)."""
     numbers = {setup.valence.name: setup.valence, setup.arousal.name: setup.arousal}
     regions: dict[str, dict] = {}
     positions = {id(item): k for k, item in enumerate(result)}
-    for item in human_items(result):
+    for item in human_items(result) if human_only else result:
         field = f"{where}.result[{positions[id(item)]}]"
         region = regions.setdefault(str(item.id), {})
         if setup.mode == "video" and item.from_name == setup.timeline and item.type == "timelinelabels":

@@ -215,35 +215,66 @@ class AnchorRow:
 def read_anchor_csv(path: str | Path) -> dict[str, list[AnchorRow]]:
     """``video,frame,valence,arousal`` (video = file stem, frame 0-based) -> rows per video.
 
+    An ``mtclar export`` CSV (``frame,...,source,annotator``, no ``video`` column) is read too: its ``human``
+    rows are the anchors of the video named by the CSV's stem, and a frame several annotators labelled gets
+    their mean (as the backend's anchors do); ``predicted`` and ``none`` rows are skipped.
     Checks what a CSV alone can tell (columns, numbers, range, duplicates); frame bounds are checked
     against the video by ``check_anchor_rows``.
     """
     path = Path(path)
     try:
-        rows = _rows(path, {"video", "frame", "valence", "arousal"})
+        columns = _columns(path)
+        exported = "video" not in columns and {"source", "annotator"} <= columns
+        rows = _rows(path, {"frame", "valence", "arousal", *(() if exported else ("video",))})
     except DataError as error:
         raise AnchorError(str(error)) from None
+    if exported:
+        return _read_exported(path, rows)
     out: dict[str, list[AnchorRow]] = {}
     seen: dict[tuple[str, int], int] = {}
     for line, row in rows:
         where = f"{path} row {line}"
-        try:
-            video = (row.get("video") or "").strip()
-            if not video:
-                raise DataError(f"{where}: empty video")
-            frame = _number(row, "frame", where)
-            if frame != int(frame) or frame < 0:
-                raise DataError(f"{where}: frame {row['frame']!r} must be a whole number >= 0")
-            v = _va(_number(row, "valence", where), "valence", where)
-            a = _va(_number(row, "arousal", where), "arousal", where)
-        except DataError as error:
-            raise AnchorError(str(error)) from None
-        key = (video, int(frame))
+        video = (row.get("video") or "").strip()
+        frame, v, a = _anchor_values(row, where, video)
+        key = (video, frame)
         if key in seen:
-            raise AnchorError(f"{where}: frame {int(frame)} of {video} is already labelled on row {seen[key]}")
+            raise AnchorError(f"{where}: frame {frame} of {video} is already labelled on row {seen[key]}")
         seen[key] = line
-        out.setdefault(video, []).append(AnchorRow(video, int(frame), v, a, line))
+        out.setdefault(video, []).append(AnchorRow(video, frame, v, a, line))
     return out
+
+
+def _columns(path: Path) -> set[str]:
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return set(next(csv.reader(f), []))
+
+
+def _anchor_values(row: dict, where: str, video: str) -> tuple[int, float, float]:
+    try:
+        if not video:
+            raise DataError(f"{where}: empty video")
+        frame = _number(row, "frame", where)
+        if frame != int(frame) or frame < 0:
+            raise DataError(f"{where}: frame {row['frame']!r} must be a whole number >= 0")
+        return int(frame), _va(_number(row, "valence", where), "valence", where), \
+            _va(_number(row, "arousal", where), "arousal", where)
+    except DataError as error:
+        raise AnchorError(str(error)) from None
+
+
+def _read_exported(path: Path, rows: list[tuple[int, dict]]) -> dict[str, list[AnchorRow]]:
+    video = path.stem
+    frames: dict[int, list] = {}
+    for line, row in rows:
+        if (row.get("source") or "").strip() != "human":
+            continue
+        frame, v, a = _anchor_values(row, f"{path} row {line}", video)
+        total = frames.setdefault(frame, [0.0, 0.0, 0, line])
+        total[0], total[1], total[2] = total[0] + v, total[1] + a, total[2] + 1
+    return {video: [AnchorRow(video, frame, t[0] / t[2], t[1] / t[2], t[3]) for frame, t in sorted(frames.items())]
+            } if frames else {}
 
 
 def check_anchor_rows(path: str | Path, rows: dict[str, list[AnchorRow]], videos: dict[str, int]) -> None:

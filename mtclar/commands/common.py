@@ -13,7 +13,8 @@ def add_video_anchor_options(parser: argparse.ArgumentParser) -> None:
     """The videos and their labelled frames (``mtclar label``, ``mtclar finetune``)."""
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     parser.add_argument("--anchors", type=Path, required=True,
-                        help="CSV with columns video,frame,valence,arousal (video = file stem, frame 0-based)")
+                        help="CSV with columns video,frame,valence,arousal (video = file stem, frame 0-based), or a "
+                             "CSV of `mtclar export` (its human rows, for the video of the CSV's stem)")
 
 
 def add_model_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
