@@ -28,7 +28,7 @@ from .ls_format import TaskMedia
 log = logging.getLogger(__name__)
 URGENT, BACKLOG = 0, 1  # a request waits for it; nobody does yet
 RETRY_FAILED_AFTER_S = 600.0
-Embed = Callable[[TaskMedia], VideoEmbeddings]
+Embed = Callable[..., VideoEmbeddings]  # (media, on_progress=None) -> embeddings
 
 
 class EmbeddingQueue:
@@ -50,6 +50,7 @@ class EmbeddingQueue:
         self._awaited_ok: set[int] = set()  # projects with one of those videos embedded since the last bump
         self._failed: dict[str, tuple[float, Exception]] = {}  # media URL -> when and why it failed
         self._counts: dict[int, Counter] = {}
+        self._frames: dict[str, tuple[int, int]] = {}  # media URL being embedded -> (frames done, expected)
         self._closed = threading.Event()
         for k in range(workers):
             threading.Thread(target=self._work, name=f"mtclar-embed-{k}", daemon=True).start()
@@ -114,7 +115,13 @@ class EmbeddingQueue:
     def progress(self, project: int | None = None) -> dict:
         with self._lock:
             if project is not None:
-                return dict(self._counts.get(project, Counter()))
+                out = dict(self._counts.get(project, Counter()))
+                running = [self._frames[url] for url, owners in self._owners.items()
+                           if project in owners and url in self._frames]
+                if running:  # a long video shows how far it got
+                    out["frames_done"] = sum(done for done, _ in running)
+                    out["frames_expected"] = sum(expected for _, expected in running)
+                return out
             total: Counter = Counter()
             for counts in self._counts.values():
                 total.update(counts)
@@ -138,8 +145,12 @@ class EmbeddingQueue:
                 if future is None or self._priority.get(media.url) != priority or \
                         not future.set_running_or_notify_cancel():
                     continue  # done already, or queued again with a better priority
+            def report(done: int, expected: int, url: str = media.url) -> None:
+                with self._lock:
+                    self._frames[url] = (done, expected)
+
             try:
-                result, error = embed(media), None
+                result, error = embed(media, on_progress=report), None
             except Exception as failure:  # reported to whoever waits; a bug is logged below too
                 result, error = None, failure
             self._finish(media.url, future, result, error)
@@ -149,6 +160,7 @@ class EmbeddingQueue:
         with self._lock:
             self._futures.pop(url, None)
             self._priority.pop(url, None)
+            self._frames.pop(url, None)
             if error is not None:
                 self._failed[url] = (time.monotonic(), error)
             for project in self._owners.pop(url, set()):

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mtclar.model.device import resolve_device
-from mtclar.model.embeddings import VideoEmbeddings
+from mtclar.model.embeddings import ProgressCallback, VideoEmbeddings
 from mtclar.model.files import release_free_memory
 from mtclar.model.labeling import VideoLabeler
 from mtclar.settings import Settings
@@ -139,10 +139,10 @@ class Runtime:
                 if not lock.locked():
                     self._embedding.pop(key, None)
 
-    def video_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
+    def video_embeddings(self, media: TaskMedia, on_progress: ProgressCallback | None = None) -> VideoEmbeddings:
         path = self.media.local_path(media.url, media.task_id)
         try:
-            return self._embed_once(path, self.base.embed)
+            return self._embed_once(path, lambda p: self.base.embed(p, on_progress=on_progress))
         finally:
             release_free_memory()
 
@@ -170,7 +170,7 @@ class Runtime:
                 self.images.put(path, found)
         return found
 
-    def image_embeddings(self, media: TaskMedia) -> VideoEmbeddings:
+    def image_embeddings(self, media: TaskMedia, on_progress: ProgressCallback | None = None) -> VideoEmbeddings:
         """One frame image as a one-row sequence (cached per image content, and held in memory)."""
         path = self.media.local_path(media.url, media.task_id)
         found = self.images.get(path)

@@ -24,7 +24,7 @@ class Work:
         self.gate = threading.Event()
         self.bumps: list[int] = []
 
-    def embed(self, m: TaskMedia):
+    def embed(self, m: TaskMedia, on_progress=None):
         self.gate.wait(10)
         self.order.append(m.video_key)
         if m.video_key.startswith("bad"):
@@ -78,3 +78,23 @@ def test_a_failed_video_is_reported_and_not_retried_at_once_and_brings_no_bump()
     with pytest.raises(MediaError, match="not a video"):
         q.ready_or_submit(3, media("bad.mp4"))
     assert work.order == ["bad.mp4"]
+
+
+def test_a_running_video_shows_how_many_of_its_frames_are_done():
+    reported, finish = threading.Event(), threading.Event()
+
+    def embed(m: TaskMedia, on_progress=None):
+        on_progress(300, 1200)
+        reported.set()
+        finish.wait(10)
+        return m.video_key
+
+    q = EmbeddingQueue(embed, lambda m: None, lambda m: False, lambda p: None, workers=1)
+    q.submit(5, media("long.mp4"), URGENT)
+    assert reported.wait(10)
+    assert q.progress(5) == {"queued": 1, "frames_done": 300, "frames_expected": 1200}
+    assert "frames_done" not in q.progress(6)  # another project's view
+    finish.set()
+    settle(q, 5, 1)
+    assert q.progress(5) == {"queued": 1, "done": 1}
+
