@@ -215,11 +215,14 @@ class VideoEmbedder:
 
 
 class _Rows:
-    """Per-frame arrays filled batch by batch, sized from the declared frame count and grown if more decode."""
+    """Per-frame arrays filled batch by batch, sized from the declared frame count (up to a first allocation)
+    and doubled when more frames decode."""
+
+    FIRST_ALLOCATION = 65_536  # frames; a header may declare any count, so memory follows what decodes
 
     def __init__(self, expected: int, dim: int, n_classes: int):
         self.n = 0  # 1 + the largest frame index written
-        self._arrays = self._empty(max(expected, 1), dim, n_classes)
+        self._arrays = self._empty(min(max(expected, 1), self.FIRST_ALLOCATION), dim, n_classes)
 
     @staticmethod
     def _empty(n: int, dim: int, n_classes: int) -> dict[str, np.ndarray]:

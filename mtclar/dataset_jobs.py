@@ -41,8 +41,13 @@ class ModelOptions:
     def of(cls, args) -> ModelOptions:
         """From the parsed options of ``commands.common.add_model_options``."""
         cache = None if args.no_cache else str(Path(args.cache_dir, "embeddings").resolve())
+        from mtclar.model.device import resolve_device, resolve_precision
+
+        # the precision is part of the cache key: resolved here, so that a GPU worker asked by a CPU command
+        # writes the fp32 embeddings the command reads (auto would mean fp16 there)
+        precision = resolve_precision(str(args.precision), resolve_device(str(args.device)))
         return cls(_absolute(args.checkpoint), _absolute(args.encoder_weights), str(args.device),
-                   int(args.batch_size), int(args.threads or 0), cache, str(args.precision))
+                   int(args.batch_size), int(args.threads or 0), cache, precision)
 
 
 def _absolute(path: str | Path | None) -> str | None:

@@ -12,14 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mtclar.model.errors import PayloadError
-
 from .ls_api import LabelStudioAPI
 from .payload import Task
 from .store import Store
 
 log = logging.getLogger(__name__)
 BACKFILL_EVERY_S = 600.0  # Label Studio calls /setup often; the API walk runs at most this often per project
+BATCH = 500  # tasks stored in one write (one transaction, at most one revision bump)
 
 
 @dataclass
@@ -44,27 +43,33 @@ class Backfills:
             self.running.discard(project)
 
     def start(self, project: int, api: LabelStudioAPI, store: Store,
-              remember: Callable[[Task], set[int]]) -> bool:
-        """Walk the project's tasks in a thread; ``remember`` reads and stores one task and returns the ids of
-        its usable annotations. Annotations the store has but Label Studio no longer has are dropped; a task the
-        API returns malformed is skipped and counted. False when a walk is running or ran recently."""
+              remember: Callable[[list[Task]], set[int]]) -> bool:
+        """Walk the project's tasks in a thread; ``remember`` reads and stores a batch of tasks and returns the
+        ids of their usable annotations. Annotations the store has but Label Studio no longer has are dropped; a
+        task the API returns malformed is skipped and counted. False when a walk is running or ran recently."""
         if not self.claim(project):
             return False
         threading.Thread(target=self._walk, args=(project, api, store, remember), name=f"mtclar-backfill-{project}",
                          daemon=True).start()
         return True
 
-    def _walk(self, project: int, api: LabelStudioAPI, store: Store, remember: Callable[[Task], set[int]]) -> None:
+    def _walk(self, project: int, api: LabelStudioAPI, store: Store,
+              remember: Callable[[list[Task]], set[int]]) -> None:
         try:
             seen: set[int] = set()
             skipped = 0
+            batch: list[Task] = []
             for raw in api.iter_tasks(project):
                 try:
-                    seen |= remember(Task.model_validate(raw))
-                except (ValidationError, PayloadError) as error:
+                    batch.append(Task.model_validate(raw))
+                except ValidationError as error:
                     skipped += 1
                     log.warning("project %s: task %s from the API is skipped: %s", project, _task_id(raw),
                                 str(error)[:300])
+                if len(batch) >= BATCH:
+                    seen |= remember(batch)
+                    batch = []
+            seen |= remember(batch)
             stale = store.get_state(project, "annotation_ids") or {}
             for annotation_id in set(stale.get("ids", [])) - seen:
                 store.delete_annotation(project, annotation_id)

@@ -158,7 +158,7 @@ class RQEmbeddingQueue:
         """The embeddings if a worker has them ready within ``timeout`` seconds, else None (the project's
         revision bumps once every video a request gave up on is done). A failure of the embedding is raised."""
         self._raise_recent_failure(media)
-        ready = self._ready[kind](media)
+        ready = self._ready[kind](media) if timeout > 0 else None  # past a request's budget: not even a cache read
         if ready is not None:
             return ready
         self.submit(project, media, URGENT, kind)
@@ -226,7 +226,9 @@ class RQEmbeddingQueue:
         failure = json.loads(raw)
         if failure["media"]:
             raise MediaError(failure["message"])
-        raise RuntimeError(f"embedding task {media.task_id} failed on a worker: {failure['message']}")
+        # not the media's fault (a job timeout, a worker out of memory): still this task's failure, reported
+        # with its empty prediction, never the whole request's
+        raise MediaError(f"embedding task {media.task_id} failed on a worker: {failure['message']}")
 
     def _record(self, digest: str, job_id: str, failure: str | None) -> None:
         """The video's job ended: embedded (``failure`` None), failed (remembered for a while) or lost ("")."""

@@ -101,12 +101,19 @@ class MTCLARModel:
         """Anchors from every annotated task of the project, through the Label Studio API, in a thread
         (Label Studio gives /setup 3 s)."""
         if api is not None and self.project_id is not None and self.label_setup is not None:
-            self.runtime.backfills.start(self.project_id, api, self.store, self._remember_task)
+            self.runtime.backfills.start(self.project_id, api, self.store, self._remember_tasks)
 
-    def _remember_task(self, task: Task) -> set[int]:
-        read = self._read(task)
-        self._remember([read])
-        return {annotation.id for annotation, _ in read.annotations if annotation.id is not None}
+    def _remember_tasks(self, tasks: list[Task]) -> set[int]:
+        """Store a batch of the API's tasks (a malformed one is skipped and logged); their annotations' ids."""
+        reads = []
+        for task in tasks:
+            try:
+                reads.append(self._read(task))
+            except PayloadError as error:
+                log.warning("project %s: task %s from the API is skipped: %s", self.project_id, task.id,
+                            str(error)[:300])
+        self._remember(reads)
+        return {annotation.id for read in reads for annotation, _ in read.annotations if annotation.id is not None}
 
     # -- reading and storing --------------------------------------------------------------------------
 

@@ -46,7 +46,8 @@ def _embed_on_workers(args: argparse.Namespace, labeler, videos: list) -> list:
     """The cases in the order of ``videos`` (the evaluation depends on it), embedded by the workers."""
     from mtclar.dataset_jobs import ModelOptions, VideoJob, fan_out, from_cache, report_failures, say
 
-    jobs = [VideoJob(video.name, video.video_file and video.video_file.resolve(), video.frame_files, video.fps)
+    jobs = [VideoJob(video.name, video.video_file and video.video_file.resolve(),
+                     video.frame_files and {i: path.resolve() for i, path in video.frame_files.items()}, video.fps)
             for video in videos]
     embedded, failed, workers = {}, [], set()
     for done in fan_out(args.queue, ModelOptions.of(args), jobs):

@@ -51,6 +51,8 @@ class Cluster:
         self.order.append(m.video_key)
         if m.video_key.startswith("bad"):
             raise MediaError(f"{m.video_key}: not a video")
+        if m.video_key.startswith("oom"):
+            raise MemoryError("CUDA out of memory")
         self.cache[m.url] = f"embeddings of {m.video_key}"
         return self.cache[m.url]
 
@@ -121,6 +123,25 @@ def test_a_failure_is_seen_by_every_web_worker_and_not_retried_at_once_and_bring
         web1.wait(3, media("bad.mp4"), 0.01)
     assert web1.rq.count == 0 and cluster.order == ["bad.mp4"]
     assert len(web1.rq.failed_job_registry) == 1  # RQ keeps the traceback too
+
+
+def test_a_worker_failure_that_is_not_the_medias_is_still_one_tasks_media_error(cluster):
+    """(a job timeout, a worker out of memory): that task gets an empty prediction, not the request a 500"""
+    web = cluster.queue()
+    assert web.wait(3, media("oom.mp4"), 0.01) is None
+    cluster.work()
+    with pytest.raises(MediaError, match="task 1 failed on a worker: CUDA out of memory"):
+        web.wait(3, media("oom.mp4"), 0.01)
+
+
+def test_past_the_budget_a_wait_reads_nothing_and_queues(cluster):
+    reads = []
+    web = RQEmbeddingQueue(cluster.redis_url, {"video": cluster.embed},
+                           {"video": lambda m: reads.append(m.url) or cluster.cache.get(m.url)},
+                           lambda m: m.url in cluster.cache, cluster.bumps.append, target=run_job,
+                           prefix=cluster.prefix, queue_name=cluster.name)
+    assert web.wait(5, media("late.mp4"), 0) is None
+    assert reads == [] and web.rq.count == 1
 
 
 def test_an_awaited_video_that_fails_does_not_hold_back_the_bump_of_one_that_worked(cluster):

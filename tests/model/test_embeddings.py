@@ -67,3 +67,12 @@ def test_rows_grow_past_the_declared_count_and_trim_to_the_decoded_frames():
     fewer = _Rows(expected=100, dim=3, n_classes=0)  # a container that declares more frames than decode
     fewer.write(np.array([0, 1]), [face(0), face(1)], np.ones((2, 3)), np.ones((2, 0)))
     assert {key: len(a) for key, a in fewer.arrays().items()} == dict.fromkeys(out, 2)
+
+
+def test_rows_allocate_for_the_frames_that_decode_not_a_declared_count():
+    from mtclar.model.embeddings import _Rows
+
+    rows = _Rows(expected=10**9, dim=256, n_classes=7)  # a hostile header: ~1 TB if believed
+    assert len(rows.arrays()["embeddings"]) == 0
+    assert rows._arrays["embeddings"].nbytes <= _Rows.FIRST_ALLOCATION * 256 * 4
+
