@@ -22,6 +22,7 @@ from mtclar.model.labeling import VideoLabeler
 from mtclar.settings import Settings
 
 from .backfill import Backfills
+from .curve import CurveWriter
 from .embedding_queue import EmbeddingQueue
 from .finetune_job import finetune_project_job
 from .jobs import TrainingJobs
@@ -64,6 +65,7 @@ class Runtime:
         self.jobs = TrainingJobs(self.store, lambda project, progress: finetune_project_job(self, project, progress),
                                  config.redis_url, "mtclar_backend.worker.run_job")
         self.latencies = LatencyStats()
+        self.curves = CurveWriter(self.api)  # predicted curves into task data, for a TimeSeries beside the video
         self.embeddings = EmbeddingQueue(self.video_embeddings, self.ready_embeddings, self.has_embeddings,
                                          self.store.bump_revision, config.embed_workers)
         self.started = time.time()
