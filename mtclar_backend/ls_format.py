@@ -322,14 +322,16 @@ def video_prediction(setup: LabelSetup, segments: list[Segment], human: list[Seg
                      model_version: str, suggestions: list[dict] | None = None) -> dict:
     """Predicted segments + the person's labelled segments (0-based frames) -> one Label Studio prediction.
     The person's segments go back as plain regions (no ``origin``/``score``): accepting the prediction keeps
-    them as they were labelled. ``suggestions``: regions of ``suggestion_regions``, listed first."""
-    result = list(suggestions or [])
+    them as they were labelled. ``suggestions``: regions of ``suggestion_regions``, listed last (the editor's
+    timeline opens on its last rows)."""
+    result = []
     for prefix, items, predicted in (("human", human, False), ("mtclar", segments, True)):
         for i, s in enumerate(items):
             extra = {"origin": "prediction", "score": round(s.score, 4)} if predicted else {}
             result += timeline_region(setup, f"{prefix}-{i}", s.start + 1, s.end + 1,
                                       setup.valence.from_model(s.valence), setup.arousal.from_model(s.arousal),
                                       **extra)
+    result += suggestions or []
     return {"result": result, "score": round(float(score), 4), "model_version": model_version}
 
 

@@ -141,3 +141,35 @@ def test_suggest_k_setting():
     for bad in ("-1", "51", "x"):
         with pytest.raises(ConfigError, match="MTCLAR_SUGGEST_K"):
             Settings.from_env({"MTCLAR_SUGGEST_K": bad})
+
+
+SINGLE_FACE = {"id": 9, "data": {"video": "/data/local-files/?d=videos/single_face.mp4", "fps": 30}}
+ANCHORS = {"id": 200, "result": timeline_region(SETUP, "a", 1, 3, -0.3, 0.1) +
+           timeline_region(SETUP, "b", 60, 62, 0.4, 0.3)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [3, 0])
+def test_predictions_in_the_curve_config_mark_k_frames_to_label(tmp_path, shared_dir, k):
+    """The real model on single_face.mp4 (72 frames): K "label me" marks away from the anchors, the task score,
+    a valid prediction; with no Label Studio API the curve is computed but not written."""
+    from mtclar_backend.app import create_app
+    from mtclar_backend.runtime import Runtime
+
+    runtime = Runtime(Settings(model_dir=tmp_path / "model", cache_dir=tmp_path / "cache",
+                               media_roots=(shared_dir / "data",), suggest_k=k))
+    client = create_app(runtime).test_client()
+    response = client.post("/predict", json={"tasks": [{**SINGLE_FACE, "annotations": [ANCHORS]}], "project": 3,
+                                             "label_config": VIDEO_CURVE})
+    assert response.status_code == 200, response.get_json()
+    prediction = response.get_json()["results"][0]
+    assert check_prediction(SETUP, prediction, n_frames=72) == []
+    assert 0 < prediction["score"] < 1
+    marks = [r for r in prediction["result"] if r["value"].get("timelinelabels") == [SUGGEST_LABEL]]
+    assert len(marks) == k
+    centres = [(r["value"]["ranges"][0]["start"] + r["value"]["ranges"][0]["end"]) / 2 for r in marks]
+    assert all(6 <= c <= 56 or c >= 66 for c in centres), centres  # not on the labelled frames 1-3, 60-62
+    # accepting the prediction unchanged adds no anchor, and neither do the marks when a person touches them
+    touched = [{**r, "origin": "manual"} if r in marks else r for r in prediction["result"]]
+    assert sorted((s.start, s.end) for s in spans(touched)) == sorted(
+        (s.start, s.end) for s in spans([r for r in touched if r not in marks]))
