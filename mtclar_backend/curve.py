@@ -16,6 +16,7 @@ import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+import httpx
 import numpy as np
 
 from mtclar.model.errors import LabelConfigError
@@ -24,7 +25,7 @@ from mtclar.model.fewshot import FrameLabels
 log = logging.getLogger(__name__)
 TIME_COLUMN = "time"
 COLUMNS = ("valence", "valence_low", "valence_high", "arousal", "arousal_low", "arousal_high")
-MAX_POINTS = 3000  # a task's data stays small (about 150 kB): longer videos are thinned evenly
+MAX_POINTS = 3000  # a task's data stays small (about 135 kB of JSON): longer videos are thinned evenly
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class CurveWriter:
         self._lock = threading.Condition()
         self._thread: threading.Thread | None = None
         self._warned = False
+        self._busy = False  # a write in flight
         self.writes = 0
         self.failures = 0
 
@@ -133,8 +135,6 @@ class CurveWriter:
         with self._lock:
             return self._lock.wait_for(lambda: not self._pending and not self._busy, timeout)
 
-    _busy = False
-
     def _run(self) -> None:
         while True:
             with self._lock:
@@ -160,7 +160,11 @@ class CurveWriter:
                     self._lock.notify_all()
 
     def _write(self, task_id: int, data_key: str, curve: dict) -> None:
-        task = self.api.client.tasks.get(id=task_id)
-        data = dict(task.data or {})
+        """Read the task's data as stored (``resolve_uri=false``: cloud-storage URLs stay ``s3://...``, not the
+        proxy URLs a plain GET answers with), set the curve, write it all back (PATCH replaces ``data``)."""
+        response = httpx.get(f"{self.api.url}/api/tasks/{task_id}", params={"resolve_uri": "false"},
+                             headers=self.api.headers(), timeout=self.api.timeout)
+        response.raise_for_status()
+        data = dict(response.json().get("data") or {})
         data[data_key] = curve
         self.api.client.tasks.update(id=str(task_id), data=data)
