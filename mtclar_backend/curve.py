@@ -25,7 +25,7 @@ from mtclar.model.fewshot import FrameLabels
 log = logging.getLogger(__name__)
 TIME_COLUMN = "time"
 COLUMNS = ("valence", "valence_low", "valence_high", "arousal", "arousal_low", "arousal_high")
-MAX_POINTS = 3000  # a task's data stays small (about 135 kB of JSON): longer videos are thinned evenly
+MAX_POINTS = 3000  # a task's data stays small (about 140 kB of JSON): longer videos are thinned evenly
 
 
 @dataclass(frozen=True)
