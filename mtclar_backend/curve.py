@@ -36,7 +36,8 @@ class CurveSpec:
 
 
 def parse_curve(config: str, video_name: str, video_sync: str) -> CurveSpec | None:
-    """The config's ``TimeSeries`` for the curve (None when it has none), or say what would not work."""
+    """The config's ``TimeSeries`` for the curve, or say what would not work. None when there is no TimeSeries or
+    none of its channels is a curve column."""
     root = ET.fromstring(config)  # noqa: S314 - Label Studio's own config, already parsed by its SDK
     series = [e for e in root.iter() if e.tag == "TimeSeries"]
     if not series:
@@ -44,6 +45,9 @@ def parse_curve(config: str, video_name: str, video_sync: str) -> CurveSpec | No
     if len(series) > 1:
         raise LabelConfigError("the config has several <TimeSeries>: the backend fills one with the curve")
     tag = series[0]
+    columns = tuple(c.get("column", "") for c in tag.iter("Channel"))
+    if not set(columns) & set(COLUMNS):
+        return None  # a time series of the project's own (no curve column): not the backend's to fill
     name = tag.get("name", "")
     where = f"<TimeSeries name=\"{name}\">"
     value = tag.get("value", "")
@@ -58,11 +62,10 @@ def parse_curve(config: str, video_name: str, video_sync: str) -> CurveSpec | No
     if not sync or sync != video_sync:
         raise LabelConfigError(f"{where}: needs the same sync=\"...\" as <Video name=\"{video_name}\"> "
                                f"(TimeSeries sync={sync!r}, Video sync={video_sync!r}) to follow the video")
-    columns = tuple(c.get("column", "") for c in tag.iter("Channel"))
     unknown = [c for c in columns if c not in COLUMNS]
-    if not columns or unknown:
+    if unknown:
         raise LabelConfigError(f"{where}: <Channel column=...> must be among {', '.join(COLUMNS)} "
-                               f"(got {', '.join(map(repr, unknown)) or 'no Channel'})")
+                               f"(got {', '.join(map(repr, unknown))})")
     return CurveSpec(name, value[1:], columns)
 
 

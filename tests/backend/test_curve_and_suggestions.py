@@ -39,6 +39,11 @@ def test_the_curve_config_parses_into_a_curve_and_a_suggestion_label():
     assert SETUP.curve == CurveSpec("curve", "curve", COLUMNS)
     plain = parse_label_config(VIDEO)
     assert plain.suggest_label is None and plain.curve is None
+    # a time series of the project's own (no curve column) is left alone
+    own = VIDEO_CURVE
+    for column in COLUMNS:
+        own = own.replace(f'column="{column}"', f'column="ecg_{column}"')
+    assert parse_label_config(own).curve is None
     # "label me" listed first does not become the V/A label
     first = VIDEO.replace('<Label value="VA"/>', '<Label value="label me"/><Label value="VA"/>')
     assert (parse_label_config(first).label, parse_label_config(first).suggest_label) == ("VA", SUGGEST_LABEL)
