@@ -219,10 +219,9 @@ class MTCLARModel:
         human = merge_segments(frames, np.array([anchors[f] for f in frames]), np.ones(len(frames)), tolerance=0.0)
         score = float(labels.score[predicted].mean()) if predicted.size else 1.0
         suggestions = []
-        if setup.suggest_label and config.suggest_k:
-            with self.runtime.model_slot():
-                frames = self.runtime.labeler(self.project_id).suggest(video, anchors, config.suggest_k)
-            suggestions = suggestion_regions(setup, frames, video.n_frames,
+        if setup.suggest_label and config.suggest_k:  # (numpy only, milliseconds: no model slot)
+            picked = self.runtime.labeler(self.project_id).suggest(video, anchors, config.suggest_k)
+            suggestions = suggestion_regions(setup, picked, video.n_frames,
                                              half_width=max(1, round(video.info.fps * SUGGESTION_HALF_WIDTH_S)))
         prediction = video_prediction(setup, segments, human, score, version, suggestions)
         problems = check_prediction(setup, prediction, video.n_frames)
