@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from label_studio_sdk.label_interface import LabelInterface
 from test_backend_e2e import SHARED_VIDEOS, Backend, predictions_of, segment, wait_for
 
 from mtclar_backend.curve import placeholder_curve
-from mtclar_backend.importer import Importer, plan_items
 from mtclar_backend.label_configs import VIDEO_CURVE
 from mtclar_backend.ls_format import SUGGEST_LABEL, check_prediction, parse_label_config
 
@@ -44,27 +42,32 @@ def curve_backend(label_studio, tmp_path_factory):
     backend.stop()
 
 
-def test_curve_and_suggestions_in_the_editor(label_studio, curve_backend, chromium, tmp_path):
-    from mtclar_backend.ls_api import LabelStudioAPI
+def test_curve_and_suggestions_in_the_editor(label_studio, curve_backend, chromium, tmp_path, capsys):
+    from mtclar.cli import main
 
     server, client = label_studio
     backend = curve_backend
-    api = LabelStudioAPI(server.url, server.token)
     folder = server.document_root / "curve-videos"
     folder.mkdir(exist_ok=True)
-    video = Path(shutil.copy2(SHARED_VIDEOS / "single_face.mp4", folder))
-    project = client.create_project("mtclar curve", VIDEO_CURVE)["id"]
-    importer = Importer(api, project, "video", curve=SETUP.curve)
-    items = plan_items([video], "video")
-    (task,) = importer.create_tasks(items, importer.urls_local(items, server.document_root))
+    shutil.copy2(SHARED_VIDEOS / "single_face.mp4", folder)
+    code = main(["import", "--ls-url", server.url, "--api-key", server.token, "--create", "mtclar curve",
+                 "--mode", "video-curve", str(folder), "--document-root", str(server.document_root),
+                 "--ml-url", backend.url])
+    assert code == 0
+    project = int(capsys.readouterr().out.split("created project ")[1].split()[0])
+    assert parse_label_config(client.get_project(project)["label_config"]).curve == SETUP.curve
+    (task,) = [t["id"] for t in client.list_tasks(project)]
     assert client.get_task(task)["data"]["curve"] == placeholder_curve(SETUP.curve.columns, (N_FRAMES - 1) / 30)
-    client.connect_ml_backend(project, backend.url)
 
     anchors = segment("a", 1, 3, -0.3, 0.1) + segment("b", 60, 62, 0.4, 0.3)
+    # (the backend learnt of the task when it was connected: wait for its embedding, whose end bumps the version)
+    wait_for(lambda: backend.health(project)["embedding"].get("done", 0) >= 1, 120, "the video's embedding", step=0.5)
+    revision = backend.metrics(project)["anchor_revision"]
     first = client.create_annotation(task, anchors)
-    wait_for(lambda: backend.metrics(project)["anchor_revision"] >= 1, 30, "the annotation webhook")
+    version = wait_for(lambda: backend.metrics(project)["anchor_revision"] > revision and
+                       backend.metrics(project)["model_version"], 30, "the annotation webhook")
     client.retrieve_predictions(project)
-    (prediction,) = predictions_of(client, project)[task]
+    prediction = latest(client, project, task, version)  # (opening a project may have asked for others before)
     assert check_prediction(SETUP, core(prediction), n_frames=N_FRAMES) == []
     assert LabelInterface(VIDEO_CURVE).validate_prediction(core(prediction))
     assert 0 < prediction["score"] < 1  # the task score to sort by
