@@ -40,6 +40,7 @@ ENV = {
     "model_slots": "MTCLAR_MODEL_SLOTS",
     "predict_budget_s": "MTCLAR_PREDICT_BUDGET_S",
     "embed_workers": "MTCLAR_EMBED_WORKERS",
+    "suggest_k": "MTCLAR_SUGGEST_K",
     "host": "HOST",
     "port": "PORT",
     "workers": "WORKERS",
@@ -50,8 +51,9 @@ ENV = {
 TORCHRUN = {"world_size": "WORLD_SIZE", "rank": "RANK", "local_rank": "LOCAL_RANK",
             "local_world_size": "LOCAL_WORLD_SIZE"}
 INTEGERS = ("threads", "batch_size", "train_every", "max_tasks", "max_frame", "model_slots", "port", "workers",
-            "http_threads", "embed_workers")
+            "http_threads", "embed_workers", "suggest_k")
 FLOATS = ("segment_tolerance", "finetune_min_improvement", "segments_per_second", "max_body_mb", "predict_budget_s")
+MAX_SUGGEST_K = 50
 SECRETS = ("label_studio_api_key", "basic_auth_pass")
 
 
@@ -90,6 +92,7 @@ class Settings:
     predict_budget_s: float = 20.0
     embed_workers: int = 1  # videos embedded in the background at once (each takes a model slot: keep it
     # below model_slots, or labelling waits for an embedding to finish)
+    suggest_k: int = 3  # frames to label next, marked "label me" in a prediction whose config has that label
     host: str = "0.0.0.0"  # mtclar serve
     port: int = 9090
     workers: int = 1  # gunicorn worker processes (each loads the model)
@@ -107,7 +110,7 @@ class Settings:
             raise ConfigError(f"{given} is set but {missing} is not: set both to require basic auth, or neither")
         if self.label_studio_url and origin(self.label_studio_url) is None:
             raise ConfigError(f"LABEL_STUDIO_URL={self.label_studio_url!r} is not an http(s) URL with a host")
-        for key in ("threads", "train_every"):
+        for key in ("threads", "train_every", "suggest_k"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{ENV.get(key) or TORCHRUN[key]}={getattr(self, key)} must be >= 0")
         if self.precision not in PRECISIONS:
@@ -120,6 +123,9 @@ class Settings:
         if not self.predict_budget_s < 3600:
             raise ConfigError(f"MTCLAR_PREDICT_BUDGET_S={self.predict_budget_s} must be under an hour "
                               "(Label Studio gives /predict 100 s)")
+        if self.suggest_k > MAX_SUGGEST_K:
+            raise ConfigError(f"MTCLAR_SUGGEST_K={self.suggest_k} must be at most {MAX_SUGGEST_K} (each suggestion "
+                              "is a greedy search over the video)")
         if not 0 <= self.segment_tolerance <= 1:
             raise ConfigError(f"MTCLAR_SEGMENT_TOLERANCE={self.segment_tolerance} must lie in [0, 1]")
 

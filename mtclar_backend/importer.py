@@ -18,6 +18,7 @@ import httpx
 from mtclar.model.errors import MediaError, MtclarError
 from mtclar.model.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_frame_images, probe_video
 
+from .curve import CurveSpec, placeholder_curve
 from .ls_api import LabelStudioAPI
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,10 @@ def plan_items(paths: list[Path], mode: str) -> list[MediaItem]:
 
 class Importer:
     def __init__(self, api: LabelStudioAPI, project: int, value_key: str,
-                 on_progress: Callable[[int, int], None] | None = None):
+                 on_progress: Callable[[int, int], None] | None = None, curve: CurveSpec | None = None):
         self.api, self.project, self.value_key = api, project, value_key
         self.on_progress = on_progress
+        self.curve = curve  # the config's TimeSeries: each task starts with a flat curve until it is predicted
 
     def _post(self, path: str, **kwargs) -> httpx.Response:
         response = httpx.post(f"{self.api.url}{path}", headers=self.api.headers(), timeout=300, **kwargs)
@@ -104,8 +106,15 @@ class Importer:
                 self.on_progress(i + 1, len(items))
         return urls
 
+    def _curve(self, item: MediaItem) -> dict:
+        if self.curve is None:
+            return {}
+        fps, frames = item.data.get("fps"), item.data.get("frames")
+        duration = (frames - 1) / fps if fps and frames else 1.0
+        return {self.curve.data_key: placeholder_curve(self.curve.columns, duration)}
+
     def create_tasks(self, items: list[MediaItem], urls: list[str]) -> list[int]:
-        tasks = [{self.value_key: url, **item.data} for item, url in zip(items, urls, strict=True)]
+        tasks = [{self.value_key: url, **item.data, **self._curve(item)} for item, url in zip(items, urls, strict=True)]
         answer = self._post(f"/api/projects/{self.project}/import", params={"return_task_ids": "true"},
                             json=tasks).json()
         return list(answer.get("task_ids") or [])

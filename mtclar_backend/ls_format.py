@@ -19,10 +19,12 @@ from label_studio_sdk.label_interface import LabelInterface
 from mtclar.model.errors import LabelConfigError, PayloadError, PayloadTooLarge
 
 from .anchors import Span
+from .curve import CurveSpec, parse_curve
 from .payload import ResultItem, Task, finite_number, whole_number
 from .segments import Segment
 
 log = logging.getLogger(__name__)
+SUGGEST_LABEL = "label me"  # a TimelineLabels label with this value: the prediction marks the frames to label next
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class LabelSetup:
     fps_key: str | None = None  # task data key of the frame rate (frameRate="$fps")
     fps_value: float | None = None  # or a literal frameRate
     config: str = ""
+    suggest_label: str | None = None  # the TimelineLabels label marking frames to label next (never an anchor)
+    curve: CurveSpec | None = None  # the TimeSeries the backend fills with the predicted curve
 
     @property
     def interface(self) -> LabelInterface:
@@ -138,15 +142,18 @@ def parse_label_config(config: str) -> LabelSetup:
     if not timelines:
         raise LabelConfigError(f"video mode needs a <TimelineLabels toName=\"{target.name}\"> with a <Label>")
     timeline = timelines[0]
-    labels = list(timeline.labels or [])
+    labels = [label for label in timeline.labels or [] if label != SUGGEST_LABEL]
     if not labels:
-        raise LabelConfigError(f"<TimelineLabels name=\"{timeline.name}\"> has no <Label>")
+        raise LabelConfigError(f"<TimelineLabels name=\"{timeline.name}\"> has no <Label> for V/A segments "
+                               f"(\"{SUGGEST_LABEL}\" only marks suggestions)")
+    suggest = SUGGEST_LABEL if SUGGEST_LABEL in (timeline.labels or []) else None
     rate = str(target.attr.get("frameRate", "") or "")
     fps_key = rate.lstrip("$") if rate.startswith("$") else None
     fps_value = _float(target.attr, "frameRate", 0.0, f"<Video name=\"{target.name}\">") if rate and not fps_key \
         else None
+    curve = parse_curve(config, target.name, str(target.attr.get("sync", "") or ""))
     return LabelSetup("video", target.name, "Video", value_key, valence, arousal, timeline.name, labels[0],
-                      fps_key, fps_value or None, config)
+                      fps_key, fps_value or None, config, suggest, curve)
 
 
 # -- tasks and annotations -> media and anchors ------------------------------------------------------
@@ -245,6 +252,9 @@ def annotation_spans(setup: LabelSetup, result: list[ResultItem], where: str, ma
         field = f"{where}.result[{positions[id(item)]}]"
         region = regions.setdefault(str(item.id), {})
         if setup.mode == "video" and item.from_name == setup.timeline and item.type == "timelinelabels":
+            if _is_suggestion(setup, item):
+                region["suggestion"] = True
+                continue
             region["ranges"] = _ranges(item, field, max_frame)
         elif item.from_name in numbers and item.type == "number" and "number" in item.value:
             region[item.from_name] = _number_value(numbers[item.from_name], item, field)
@@ -257,12 +267,19 @@ def annotation_spans(setup: LabelSetup, result: list[ResultItem], where: str, ma
             spans.append(Span(frame, frame, values[setup.valence.name], values[setup.arousal.name]))
         return spans
     for rid, region in regions.items():
+        if region.get("suggestion"):
+            continue  # a "label me" mark, even one a person moved or gave numbers: not a label
         if not {"ranges", setup.valence.name, setup.arousal.name} <= set(region):
             log.info("%s: region %s lacks a range, valence or arousal: not an anchor", where, rid)
             continue
         v, a = region[setup.valence.name], region[setup.arousal.name]
         spans += [Span(start, end, v, a) for start, end in region["ranges"]]
     return spans
+
+
+def _is_suggestion(setup: LabelSetup, item: ResultItem) -> bool:
+    labels = item.value.get("timelinelabels")
+    return setup.suggest_label is not None and isinstance(labels, list) and setup.suggest_label in labels
 
 
 def _short(value) -> str:
@@ -287,11 +304,26 @@ def timeline_region(setup: LabelSetup, region_id: str, start: int, end: int, val
     ]
 
 
+def suggestion_regions(setup: LabelSetup, frames: list[int], n_frames: int, half_width: int) -> list[dict]:
+    """The frames to label next (0-based) as short ``label me`` regions (``half_width`` frames each side, inside
+    the video); nothing when the config has no suggestion label."""
+    if setup.suggest_label is None:
+        return []
+    out = []
+    for i, frame in enumerate(sorted(frames)):
+        start, end = max(1, frame + 1 - half_width), min(n_frames, frame + 1 + half_width)
+        out.append({"id": f"suggest-{i}", "from_name": setup.timeline, "to_name": setup.object_name,
+                    "type": "timelinelabels", "origin": "prediction",
+                    "value": {"ranges": [{"start": start, "end": end}], "timelinelabels": [setup.suggest_label]}})
+    return out
+
+
 def video_prediction(setup: LabelSetup, segments: list[Segment], human: list[Segment], score: float,
-                     model_version: str) -> dict:
+                     model_version: str, suggestions: list[dict] | None = None) -> dict:
     """Predicted segments + the person's labelled segments (0-based frames) -> one Label Studio prediction.
     The person's segments go back as plain regions (no ``origin``/``score``): accepting the prediction keeps
-    them as they were labelled."""
+    them as they were labelled. ``suggestions``: regions of ``suggestion_regions``, listed last (the editor's
+    timeline opens on its last rows)."""
     result = []
     for prefix, items, predicted in (("human", human, False), ("mtclar", segments, True)):
         for i, s in enumerate(items):
@@ -299,6 +331,7 @@ def video_prediction(setup: LabelSetup, segments: list[Segment], human: list[Seg
             result += timeline_region(setup, f"{prefix}-{i}", s.start + 1, s.end + 1,
                                       setup.valence.from_model(s.valence), setup.arousal.from_model(s.arousal),
                                       **extra)
+    result += suggestions or []
     return {"result": result, "score": round(float(score), 4), "model_version": model_version}
 
 

@@ -19,6 +19,7 @@ from mtclar.model.errors import LabelConfigError, MediaError, MtclarError, Paylo
 
 from .agreement import annotator_name
 from .anchors import Span, expand
+from .curve import build_curve
 from .ls_api import LabelStudioAPI
 from .ls_format import (
     LabelSetup,
@@ -28,6 +29,7 @@ from .ls_format import (
     frame_prediction,
     parse_label_config,
     read_task,
+    suggestion_regions,
     video_prediction,
 )
 from .payload import Annotation, Context, Task, WebhookRequest
@@ -42,6 +44,7 @@ DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
 PENDING = object()  # a task whose video is still being embedded when the request's budget runs out
 WORK_SHARE = 0.75  # of the /predict budget spent waiting for and computing embeddings; the rest answers
 ANSWER_S_PER_TASK = 0.0005  # also kept back per task: queueing and answering one (measured ~0.3 ms, 2 cores)
+SUGGESTION_HALF_WIDTH_S = 0.2  # a "label me" region spans the suggested frame +- this long (visible on the timeline)
 FLOOR_WEIGHTS = "floor_weights"  # project state: video key -> the correction weight its own segments validated
 
 
@@ -227,10 +230,19 @@ class MTCLARModel:
         frames = np.array(sorted(anchors), dtype=int)  # the labelled frames go back as the person's regions
         human = merge_segments(frames, np.array([anchors[f] for f in frames]), np.ones(len(frames)), tolerance=0.0)
         score = float(labels.score[predicted].mean()) if predicted.size else 1.0
-        prediction = video_prediction(setup, segments, human, score, version)
+        suggestions = []
+        if setup.suggest_label and config.suggest_k:  # (numpy only, milliseconds: no model slot)
+            picked = self.runtime.labeler(self.project_id).suggest(video, anchors, config.suggest_k)
+            suggestions = suggestion_regions(setup, picked, video.n_frames,
+                                             half_width=max(1, round(video.info.fps * SUGGESTION_HALF_WIDTH_S)))
+        prediction = video_prediction(setup, segments, human, score, version, suggestions)
         problems = check_prediction(setup, prediction, video.n_frames)
         if problems:  # our own construction failed: a bug, not bad input
             raise RuntimeError(f"task {read.task.id}: invalid prediction: {'; '.join(problems[:5])}")
+        if setup.curve is not None and not context:  # (a draft's preview is not the task's curve)
+            curve = build_curve(setup.curve, labels, video.time_s, setup.valence.from_model, setup.arousal.from_model)
+            if curve is not None:
+                self.runtime.curves.submit(read.task.id, setup.curve.data_key, curve)
         return prediction
 
     def _predict_frames(self, reads: list[ReadTask], version: str, deadline: float) -> list[dict | MediaError | object]:

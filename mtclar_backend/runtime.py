@@ -22,6 +22,7 @@ from mtclar.model.labeling import VideoLabeler
 from mtclar.settings import Settings
 
 from .backfill import Backfills
+from .curve import CurveWriter
 from .embedding_queue import EmbeddingQueue
 from .embedding_rq import RQEmbeddingQueue
 from .finetune_job import finetune_project_job
@@ -67,6 +68,7 @@ class Runtime:
         self.jobs = TrainingJobs(self.store, lambda project, progress: finetune_project_job(self, project, progress),
                                  config.redis_url, "mtclar_backend.worker.run_job")
         self.latencies = LatencyStats()
+        self.curves = CurveWriter(self.api)  # predicted curves into task data, for a TimeSeries beside the video
         self.embeddings = self._embedding_queue()
         self.images = ImageIndex(IMAGE_INDEX_MB * 2**20)
         self.started = time.time()

@@ -24,7 +24,8 @@ def add_parser(sub, settings: Settings) -> None:
     target.add_argument("--project", type=int, help="an existing project (its config decides the mode)")
     target.add_argument("--create", metavar="TITLE", help="create a project with the --mode config")
     parser.add_argument("--mode", choices=sorted(CONFIGS), default="video",
-                        help="with --create: video (one task per video) or frame (one task per frame image)")
+                        help="with --create: video (one task per video), video-curve (video mode, the predicted curve "
+                             "under the video and 'label me' suggestions) or frame (one task per frame image)")
     parser.add_argument("--document-root", type=Path, default=None,
                         help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: serve the files in place (they must lie "
                              "under it) instead of uploading them")
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise MtclarError("nothing to import")
     bar = tqdm(total=len(items), unit="file", desc="upload", disable=args.document_root is not None or
                not sys.stderr.isatty())
-    importer = Importer(api, project, setup.value_key, on_progress=lambda done, total: bar.update(1))
+    importer = Importer(api, project, setup.value_key, on_progress=lambda done, total: bar.update(1),
+                        curve=setup.curve)
     urls = importer.urls_local(items, args.document_root) if args.document_root else importer.urls_upload(items)
     bar.close()
     task_ids = importer.create_tasks(items, urls)

@@ -115,11 +115,14 @@ def open_task_in_browser(
     expect_controls: dict[str, str] | None = None,
     step_timeout: float = 60.0,
     timeout: float = 240.0,
+    curve: bool = False,
 ) -> dict[str, Any]:
     """Run ``browser/open_task.mjs`` on one task and return its JSON report.
 
     ``expect_regions`` / ``expect_controls`` (``{"valence": "0.12"}``, values as the input shows them)
-    make the script wait for that state and fail the step with what it saw instead.
+    make the script wait for that state and fail the step with what it saw instead. ``curve``: the task's
+    config has a TimeSeries synced with the Video; the report's ``curve`` then holds the plots as drawn and
+    their state after a seek of the video and after a click on the plot (see the script's header).
 
     The report has ``ok``, ``failed_step``, ``error``, ``editor_loaded``, ``media`` (``kind``, ``videos``
     with ``ready_state``/``duration``, ``images``), ``frame_count``, ``regions``, ``region_labels``,
@@ -139,6 +142,8 @@ def open_task_in_browser(
         command.append("--submit")
     if select_region:
         command.append("--select-region")
+    if curve:
+        command.append("--curve")
     if expect_regions is not None:
         command += ["--expect-regions", str(expect_regions)]
     for name, value in (expect_controls or {}).items():
