@@ -19,6 +19,7 @@ from mtclar_backend.finetune_job import outcome_message
 from mtclar_backend.jobs import TrainingJobs
 from mtclar_backend.label_configs import FRAME, VIDEO
 from mtclar_backend.ls_format import parse_label_config, timeline_region
+from mtclar_backend.project_cache import ProjectCache
 from mtclar_backend.runtime import Runtime
 from mtclar_backend.store import SQLiteStore
 
@@ -141,7 +142,7 @@ def test_annotators_from_label_studio_tasks():
 
 
 @pytest.mark.slow
-def test_report_draws_a_cached_video(client, runtime):
+def test_report_draws_a_cached_video(client, runtime, monkeypatch):
     result = (region("a", 1, 3, 0.0, 0.0) + region("b", 25, 27, 0.3, 0.2) + region("c", 50, 52, 0.6, 0.4)
               + region("d", 70, 72, 0.5, 0.3))
     annotate(client, 8, SINGLE_FACE, 31, result, completed_by=1)
@@ -157,6 +158,15 @@ def test_report_draws_a_cached_video(client, runtime):
     assert picture.shape[0] > 100 and picture.shape[1] > 300
     assert 'id="efficiency"' in html and "suggested next frames (0-based): " in html
     assert re.search(r"held-out anchors of 1 video", html)
+
+    kind, calls = type(runtime.labeler(8)), []
+    label = kind.label
+    monkeypatch.setattr(kind, "label", lambda self, *a, **k: calls.append(1) or label(self, *a, **k))  # counts
+    assert client.get("/report?project=8").get_data(as_text=True) == html  # nothing changed: no model work
+    assert calls == []
+    annotate(client, 8, SINGLE_FACE, 33, region("a", 40, 45, 0.2, 0.2), completed_by=3)  # a new revision
+    rebuilt = client.get("/report?project=8").get_data(as_text=True)
+    assert calls and rebuilt != html and "user 3" in rebuilt
 
 
 def _media(runtime: Runtime, project: int):
@@ -185,6 +195,17 @@ def test_frame_mode_agreement_groups_frame_tasks_by_video(client):
     assert found["frames"] == 4 and found["valence"]["ccc"] == pytest.approx(expected.scores["valence"]["ccc"])
     html = client.get("/report?project=9").get_data(as_text=True)
     assert "frame mode: curves are drawn for video-mode projects only" in html and "video:clip" in html
+
+
+def test_project_cache_keeps_one_entry_per_project_and_drops_the_least_recent():
+    cache: ProjectCache[str] = ProjectCache(max_projects=2)
+    assert cache.get_or_build(1, "r1", lambda: "one") == "one"
+    assert cache.get_or_build(1, "r1", lambda: "rebuilt") == "one"
+    assert cache.get(1, "r2") is None  # another key: stale
+    cache.put(2, "r1", "two")
+    cache.get(1, "r1")
+    cache.put(3, "r1", "three")  # project 2 is the least recently used
+    assert len(cache) == 2 and cache.get(2, "r1") is None and cache.get(1, "r1") == "one"
 
 
 def test_annotators_learnt_later_refresh_the_agreement(client):
