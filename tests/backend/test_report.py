@@ -97,6 +97,22 @@ def test_two_annotators_agreement_on_metrics_and_report(client, runtime):
     assert 'class="not-ready"' in html  # the video's media is missing: said on the page, nothing embedded
 
 
+def test_million_frame_annotations_keep_metrics_fast_and_small(client):
+    import tracemalloc
+
+    annotate(client, 12, MISSING, 61, region("a", 1, 1_000_000, 0.2, 0.1), completed_by=1)
+    annotate(client, 12, MISSING, 62, region("a", 1, 1_000_000, 0.3, 0.1) + region("b", 500_001, 1_000_000, 0.5,
+                                                                                      0.2), completed_by=2)
+    tracemalloc.start()
+    started = time.perf_counter()
+    found = client.get("/metrics?project=12").get_json()["agreement"]["videos"]["task:7"]
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert found["frames"] == 1_000_000 and found["raters"] == ["user 1", "user 2"]
+    assert seconds < 2.0 and peak < 20_000_000, (seconds, peak)
+
+
 def test_a_failed_train_is_in_the_history_and_on_the_report(client, runtime):
     annotate(client, 6, MISSING, 21, FIRST, completed_by=1)
     state = runtime.jobs.execute(6)  # the real fine-tune job: this project's media is missing
@@ -138,7 +154,11 @@ def test_annotators_from_label_studio_tasks():
              {"id": 9, "data": {}, "annotations": []}]  # no media URL: skipped
     ratings = task_ratings(parse_label_config(VIDEO), tasks, 10_000, {1: "ann@x.org"})
     assert set(ratings) == {"task:7"} and set(ratings["task:7"]) == {"ann@x.org", "user 2"}
-    assert ratings["task:7"]["user 2"][0] == (0.2, 0.2) and len(ratings["task:7"]["ann@x.org"]) == 30
+    second, first = ratings["task:7"]["user 2"], ratings["task:7"]["ann@x.org"]
+    assert (second.start[0], second.stop[0], tuple(second.values[0])) == (0, 12, (0.2, 0.2))
+    assert first.frames == 30 and len(first.start) == 3  # three segments: three runs
+    assert annotator_name({"id": 5, "email": " " + "x" * 300}) == "x" * 200  # one rule, the 200-character cap
+    assert annotator_name(6, {6: "y" * 300}) == "y" * 200
 
 
 @pytest.mark.slow
