@@ -237,3 +237,13 @@ def test_annotators_learnt_later_refresh_the_agreement(client):
     annotate(client, 10, MISSING, 52, SECOND, completed_by=2)
     after = client.get("/metrics?project=10").get_json()["agreement"]["videos"]["task:7"]
     assert after["raters"] == ["user 1", "user 2"] and after["valence"] == before["valence"]
+
+
+def test_a_renamed_annotator_refreshes_the_agreement(client):
+    annotate(client, 11, MISSING, 71, FIRST, completed_by=1)
+    annotate(client, 11, MISSING, 72, SECOND, completed_by=2)
+    before = client.get("/metrics?project=11").get_json()["agreement"]["videos"]["task:7"]
+    assert before["raters"] == ["user 1", "user 2"]
+    annotate(client, 11, MISSING, 72, SECOND, completed_by={"id": 2, "email": "bob@example.org"})  # same count
+    after = client.get("/metrics?project=11").get_json()["agreement"]["videos"]["task:7"]
+    assert after["raters"] == ["bob@example.org", "user 1"]
