@@ -10,48 +10,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from pydantic import ValidationError
 
-from mtclar.model.agreement import Ratings, per_video_and_pooled
+from mtclar.model.agreement import Runs, per_video_and_pooled, runs_from_spans
 from mtclar.model.errors import PayloadError
 
-from .anchors import Span, expand
-from .ls_format import LabelSetup, annotation_spans, read_task
+from .anchors import Span
+from .annotators import annotator_name as annotator_name  # the webhook names annotators by it
+from .annotators import human_spans, rater_name
+from .ls_format import LabelSetup, read_task
 from .payload import Task
 from .store import Store
 
 log = logging.getLogger(__name__)
-MAX_NAME_CHARS = 200
 
 
-def annotator_name(completed_by: Any, users: Mapping[int, str] | None = None) -> str | None:
-    """Label Studio's ``completed_by`` (a user id, or a user object) -> a rater name; None when it names nobody."""
-    if isinstance(completed_by, dict):
-        email = completed_by.get("email")
-        if isinstance(email, str) and email.strip():
-            return email.strip()[:MAX_NAME_CHARS]
-        completed_by = completed_by.get("id")
-    if isinstance(completed_by, bool) or not isinstance(completed_by, int):
-        return None
-    return (users or {}).get(completed_by) or f"user {completed_by}"
+def ratings_by_annotator(annotations: Iterable[tuple[str, list[Span]]], bound: int) -> dict[str, Runs]:
+    """(rater, spans) of one video -> rater -> runs of labels inside ``[0, bound)`` (a rater's overlapping spans
+    averaged). Costs the number of spans, whatever frames they name."""
+    grouped: dict[str, list[Span]] = {}
+    for rater, spans in annotations:
+        grouped.setdefault(rater, []).extend(spans)
+    return {rater: runs_from_spans((max(s.start, 0), min(s.end, bound - 1), s.valence, s.arousal) for s in spans)
+            for rater, spans in grouped.items()}
 
 
-def ratings_by_annotator(annotations: Iterable[tuple[int | None, str | None, list[Span]]],
-                         bound: int) -> dict[str, Ratings]:
-    """(annotation id, annotator or None, spans) of one video -> rater -> frame -> (v, a) inside ``[0, bound)``."""
-    grouped: dict[str, list[list[Span]]] = {}
-    for annotation_id, annotator, spans in annotations:
-        grouped.setdefault(annotator or f"annotation {annotation_id}", []).append(spans)
-    return {rater: expand(spans, bound) for rater, spans in grouped.items()}
-
-
-def store_ratings(store: Store, project: int, bound: int) -> dict[str, dict[str, Ratings]]:
-    """video key -> rater -> frame labels, from the anchors the backend stored."""
+def store_ratings(store: Store, project: int, bound: int) -> dict[str, dict[str, Runs]]:
+    """video key -> rater -> runs of labels, from the anchors the backend stored."""
     names = store.annotators(project)
-    return {key: ratings_by_annotator(((aid, names.get(aid), spans) for aid, spans in store.annotations(project, key)),
-                                      bound)
+    return {key: ratings_by_annotator(((rater_name(aid, names.get(aid)), spans)
+                                       for aid, spans in store.annotations(project, key)), bound)
             for key in store.video_keys(project)}
 
 
@@ -61,20 +50,17 @@ def project_agreement(store: Store, project: int, bound: int) -> dict:
 
 
 def task_ratings(setup: LabelSetup, tasks: Iterable[dict], max_frame: int,
-                 users: Mapping[int, str] | None = None) -> dict[str, dict[str, Ratings]]:
-    """Tasks as the Label Studio API lists them (with annotations) -> video -> rater -> frame labels. A task the
+                 users: Mapping[int, str] | None = None) -> dict[str, dict[str, Runs]]:
+    """Tasks as the Label Studio API lists them (with annotations) -> video -> rater -> runs of labels. A task the
     API returns malformed is skipped with a warning, as the backfill does."""
-    per_video: dict[str, list[tuple[int | None, str | None, list[Span]]]] = {}
+    per_video: dict[str, list[tuple[str, list[Span]]]] = {}
     for raw in tasks:
         try:
             task = Task.model_validate(raw)
             media = read_task(setup, task, max_frame)
-            entries = [(a.id, annotator_name(a.completed_by, users),
-                        annotation_spans(setup, a.result, f"task {task.id}: annotations[{k}]", max_frame, media.frame))
-                       for k, a in enumerate(task.annotations) if a.usable]
+            entries = human_spans(setup, task, max_frame, users, media.frame)
         except (ValidationError, PayloadError) as error:
             log.warning("task %s is skipped: %s", raw.get("id") if isinstance(raw, dict) else "?", str(error)[:300])
             continue
-        name = media.video_key if setup.mode == "frame" else f"task:{task.id}"
-        per_video.setdefault(name, []).extend(entries)
+        per_video.setdefault(media.video_key, []).extend(entries)
     return {video: ratings_by_annotator(entries, max_frame + 1) for video, entries in per_video.items()}

@@ -30,6 +30,8 @@ from . import __version__
 from .agreement import project_agreement
 from .model import MTCLARModel
 from .payload import JobStatusRequest, PredictRequest, ProjectId, SetupRequest, WebhookRequest, parse, read_json
+from .project_cache import ProjectCache, digest
+from .project_data import project_setup
 from .report import build_report
 from .report_html import render
 from .runtime import Runtime
@@ -37,6 +39,7 @@ from .runtime import Runtime
 log = logging.getLogger(__name__)
 STATUS = {PayloadTooLarge: 413, PayloadError: 400, LabelConfigError: 400, AnchorError: 400, DataError: 400,
           ConfigError: 400, MediaError: 422, CheckpointError: 500}
+MAX_CACHED_PROJECTS = 32  # projects whose agreement and rendered report are kept
 HANDLED_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "ANNOTATIONS_DELETED",
                   "START_TRAINING")
 
@@ -161,14 +164,15 @@ def create_app(runtime: Runtime) -> Flask:
                        agreement=agreement(project), report=f"/report?project={project}")
         return jsonify(out)
 
-    agreements: dict[int, tuple[tuple[int, int], dict]] = {}  # project -> ((revision, annotators known), agreement)
+    agreements: ProjectCache[dict] = ProjectCache(MAX_CACHED_PROJECTS)
+    reports: ProjectCache[str] = ProjectCache(MAX_CACHED_PROJECTS)
+
+    def agreement_key(project: int) -> tuple:
+        return runtime.store.revision(project), digest(runtime.store.annotators(project))
 
     def agreement(project: int) -> dict:
-        key = (runtime.store.revision(project), len(runtime.store.annotators(project)))
-        cached = agreements.get(project)
-        if cached is None or cached[0] != key:
-            cached = agreements[project] = (key, project_agreement(runtime.store, project, config.max_frame + 1))
-        return cached[1]
+        return agreements.get_or_build(project, agreement_key(project),
+                                       lambda: project_agreement(runtime.store, project, config.max_frame + 1))
 
     @app.get("/report")
     def report():
@@ -176,7 +180,15 @@ def create_app(runtime: Runtime) -> Flask:
         project = project_arg()
         if project is None:
             raise PayloadError("project: /report needs ?project=N (a Label Studio project id)")
-        page = render(build_report(runtime, project, agreement(project)))
+        setup = project_setup(runtime, project)  # an unknown project is a 400 before any work or cache entry
+        key = (runtime.model_version(project), agreement_key(project),
+               digest([runtime.jobs.state(project), runtime.jobs.history(project)]))
+        page = reports.get(project, key)
+        if page is None:
+            built = build_report(runtime, project, setup, agreement(project))
+            page = render(built)
+            if built.complete:  # a video still embedding (or a media error) is looked at again on the next reload
+                reports.put(project, key, page)
         return Response(page, 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
     return app

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 from mtclar.model.errors import PayloadError
 
 from .anchors import Anchors, expand
+from .annotators import human_spans
 from .ls_format import LabelSetup, annotation_spans
-from .payload import Annotation, ResultItem, Task
+from .payload import ResultItem, Task
 
 COLUMNS = ("frame", "time_s", "valence", "arousal", "source", "annotator")
 LS_FRAME_KEYS = ("frames", "frameCount", "framesCount")  # task data keys that may hold Label Studio's count
@@ -52,30 +53,11 @@ def parse_task(raw: dict) -> Task:
         raise PayloadError(f"task {raw.get('id', '?')}: {field}: {first['msg']}") from None
 
 
-def annotator_name(annotation: Annotation, users: dict[int, str]) -> str:
-    """``completed_by`` (a user id, or a user object) -> the user's email when known, else ``user <id>``."""
-    who = annotation.completed_by
-    if isinstance(who, dict):
-        email = who.get("email")
-        if isinstance(email, str) and email:
-            return email
-        who = who.get("id")
-    if isinstance(who, int) and not isinstance(who, bool):
-        return users.get(who, f"user {who}")
-    return f"annotation {annotation.id}" if annotation.id is not None else "unknown"
-
-
 def human_anchors(setup: LabelSetup, task: Task, n_frames: int, max_frame: int, users: dict[int, str],
                   frame: int = -1) -> list[tuple[str, Anchors]]:
     """(annotator, per-frame values) for each usable annotation, in Label Studio's order (``frame``: a frame
     task's frame)."""
-    out = []
-    for k, annotation in enumerate(task.annotations):
-        if not annotation.usable:
-            continue
-        spans = annotation_spans(setup, annotation.result, f"task {task.id}: annotations[{k}]", max_frame, frame)
-        out.append((annotator_name(annotation, users), expand([spans], n_frames)))
-    return out
+    return [(who, expand([spans], n_frames)) for who, spans in human_spans(setup, task, max_frame, users, frame)]
 
 
 def prediction_anchors(setup: LabelSetup, prediction: dict | None, task_id: int, n_frames: int,

@@ -19,17 +19,18 @@ from mtclar.model.errors import MediaError
 from mtclar.model.fewshot import FrameLabels
 from mtclar.model.metrics import DIMENSIONS, ccc, rmse
 
-from .agreement import project_agreement
 from .anchors import expand
+from .ls_format import LabelSetup
 from .model import FLOOR_WEIGHTS, project_weight
-from .project_data import project_setup, stored_media
+from .project_data import stored_media
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 SUGGESTIONS = 5  # frames suggested per video
-MAX_VIDEOS = 50  # videos drawn per report (the others are listed)
+MAX_VIDEOS = 20  # videos drawn per report (the others are listed)
+FINAL = ("ready", "no stored task", "no anchor", "no face", "frame mode")  # statuses a reload would not change
 MIN_HELD_OUT = 3  # held-out anchors needed to score a method
 
 
@@ -57,6 +58,11 @@ class ProjectReport:
     efficiency: dict  # {"held_out": n, "videos": n, "model": {dim: {ccc, rmse}}, "interpolation": {...}} or {}
     videos: list[VideoReport]
     not_drawn: list[str]
+
+    @property
+    def complete(self) -> bool:
+        """No video waits for its embeddings or failed on its media: a reload would draw the same page."""
+        return all(video.status.startswith(FINAL) for video in self.videos)
 
 
 def _scores(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -102,9 +108,7 @@ def _video(runtime: Runtime, project: int, key: str, weights: dict,
     return VideoReport(key, "ready", video.time_s, labels, anchors, suggestions, len(folds.truth), folds.n_segments)
 
 
-def build_report(runtime: Runtime, project: int, agreement: dict | None = None) -> ProjectReport:
-    """``agreement``: the project's agreement when the caller has it cached (else computed here)."""
-    setup = project_setup(runtime, project)
+def build_report(runtime: Runtime, project: int, setup: LabelSetup, agreement: dict) -> ProjectReport:
     keys = runtime.store.video_keys(project)
     videos: list[VideoReport] = []
     held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -113,8 +117,6 @@ def build_report(runtime: Runtime, project: int, agreement: dict | None = None) 
         videos = [_video(runtime, project, key, weights, held) for key in keys[:MAX_VIDEOS]]
     else:
         videos = [VideoReport(key, "frame mode: curves are drawn for video-mode projects only") for key in keys]
-    if agreement is None:
-        agreement = project_agreement(runtime.store, project, runtime.config.max_frame + 1)
     return ProjectReport(project, setup.mode, runtime.model_version(project), runtime.base.model_version,
                          runtime.jobs.state(project), runtime.jobs.history(project), agreement,
                          label_efficiency(held), videos, keys[MAX_VIDEOS:] if setup.mode == "video" else [])

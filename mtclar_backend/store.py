@@ -122,6 +122,7 @@ class SQLiteStore:
             if row is None:
                 return None
             db.execute("DELETE FROM annotations WHERE project=? AND annotation_id=?", (project, annotation_id))
+            db.execute("DELETE FROM annotators WHERE project=? AND annotation_id=?", (project, annotation_id))
             self._bump(db, project)
             return row[0]
 
@@ -228,6 +229,7 @@ class RedisStore:
         video_key = json.loads(old)["video_key"]
         pipe = self.redis.pipeline()
         pipe.hdel(key, annotation_id)
+        pipe.hdel(self._key(project, "annotators"), annotation_id)
         pipe.srem(self._key(project, "video", video_key), annotation_id)
         pipe.incr(self._key(project, "revision"))
         pipe.execute()

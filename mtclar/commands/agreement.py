@@ -30,13 +30,13 @@ def add_parser(sub, settings: Settings) -> None:
 
 def label_studio_ratings(url: str, api_key: str, project: int, max_frame: int) -> dict:
     from mtclar_backend.agreement import task_ratings
-    from mtclar_backend.ls_api import LabelStudioAPI
+    from mtclar_backend.ls_api import LabelStudioAPI, label_studio_errors
     from mtclar_backend.ls_format import parse_label_config
 
-    api = LabelStudioAPI(url, api_key)
-    setup = parse_label_config(api.client.projects.get(id=project).label_config)
-    users = {user.id: user.email for user in api.client.users.list() if user.email}
-    return task_ratings(setup, api.iter_tasks(project), max_frame, users)
+    with label_studio_errors(url):
+        api = LabelStudioAPI(url, api_key)
+        setup = parse_label_config(api.client.projects.get(id=project).label_config)
+        return task_ratings(setup, api.iter_tasks(project), max_frame, api.user_emails())
 
 
 def offline_ratings(paths: list[Path]) -> dict:

@@ -64,9 +64,13 @@ def safe_name(text: str) -> str:
 
 
 def unique_name(name: str, names: set[str], task_id: int) -> str:
-    name = f"{name}-task{task_id}" if name in names else name
-    names.add(name)
-    return name
+    """``name``, else ``name-task<id>``, else ``name-task<id>-2``, ... : the first not in ``names`` (added to it)."""
+    candidate, k = name, 1
+    while candidate in names:
+        candidate = f"{name}-task{task_id}" + (f"-{k}" if k > 1 else "")
+        k += 1
+    names.add(candidate)
+    return candidate
 
 
 def in_media_root(url: str, root: Path, folder: str = "") -> Path | None:
@@ -106,7 +110,7 @@ def open_project(args: argparse.Namespace, settings: Settings) -> ProjectSource:
     api = LabelStudioAPI(args.ls_url, args.api_key)
     setup = parse_label_config(api.client.projects.get(id=args.project).label_config)
     roots = ((args.media_root,) if args.media_root else ()) + settings.media_roots
-    resolver = MediaResolver(settings.embedding_cache.parent / "media", roots, api, settings.media_hosts)
+    resolver = MediaResolver(settings.media_cache, roots, api, settings.media_hosts)
     predictions: dict[int, list[dict]] = {}
     for prediction in api.predictions(args.project):
         predictions.setdefault(int(prediction.get("task") or -1), []).append(prediction)
@@ -198,7 +202,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise MtclarError("needs --ls-url and --api-key (or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")
     if args.media_root is not None and not args.media_root.is_dir():
         raise MtclarError(f"--media-root {args.media_root}: not a folder")
-    index, failed, names = [], [], set()
+    index, failed, names = [], [], {"export"}  # export.json is the summary
     with label_studio_errors(args.ls_url):
         source = open_project(args, settings)
         args.out.mkdir(parents=True, exist_ok=True)

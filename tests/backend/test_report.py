@@ -19,6 +19,7 @@ from mtclar_backend.finetune_job import outcome_message
 from mtclar_backend.jobs import TrainingJobs
 from mtclar_backend.label_configs import FRAME, VIDEO
 from mtclar_backend.ls_format import parse_label_config, timeline_region
+from mtclar_backend.project_cache import ProjectCache
 from mtclar_backend.runtime import Runtime
 from mtclar_backend.store import SQLiteStore
 
@@ -96,6 +97,22 @@ def test_two_annotators_agreement_on_metrics_and_report(client, runtime):
     assert 'class="not-ready"' in html  # the video's media is missing: said on the page, nothing embedded
 
 
+def test_million_frame_annotations_keep_metrics_fast_and_small(client):
+    import tracemalloc
+
+    annotate(client, 12, MISSING, 61, region("a", 1, 1_000_000, 0.2, 0.1), completed_by=1)
+    annotate(client, 12, MISSING, 62, region("a", 1, 1_000_000, 0.3, 0.1) + region("b", 500_001, 1_000_000, 0.5,
+                                                                                      0.2), completed_by=2)
+    tracemalloc.start()
+    started = time.perf_counter()
+    found = client.get("/metrics?project=12").get_json()["agreement"]["videos"]["task:7"]
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert found["frames"] == 1_000_000 and found["raters"] == ["user 1", "user 2"]
+    assert seconds < 2.0 and peak < 20_000_000, (seconds, peak)
+
+
 def test_a_failed_train_is_in_the_history_and_on_the_report(client, runtime):
     annotate(client, 6, MISSING, 21, FIRST, completed_by=1)
     state = runtime.jobs.execute(6)  # the real fine-tune job: this project's media is missing
@@ -137,11 +154,15 @@ def test_annotators_from_label_studio_tasks():
              {"id": 9, "data": {}, "annotations": []}]  # no media URL: skipped
     ratings = task_ratings(parse_label_config(VIDEO), tasks, 10_000, {1: "ann@x.org"})
     assert set(ratings) == {"task:7"} and set(ratings["task:7"]) == {"ann@x.org", "user 2"}
-    assert ratings["task:7"]["user 2"][0] == (0.2, 0.2) and len(ratings["task:7"]["ann@x.org"]) == 30
+    second, first = ratings["task:7"]["user 2"], ratings["task:7"]["ann@x.org"]
+    assert (second.start[0], second.stop[0], tuple(second.values[0])) == (0, 12, (0.2, 0.2))
+    assert first.frames == 30 and len(first.start) == 3  # three segments: three runs
+    assert annotator_name({"id": 5, "email": " " + "x" * 300}) == "x" * 200  # one rule, the 200-character cap
+    assert annotator_name(6, {6: "y" * 300}) == "y" * 200
 
 
 @pytest.mark.slow
-def test_report_draws_a_cached_video(client, runtime):
+def test_report_draws_a_cached_video(client, runtime, monkeypatch):
     result = (region("a", 1, 3, 0.0, 0.0) + region("b", 25, 27, 0.3, 0.2) + region("c", 50, 52, 0.6, 0.4)
               + region("d", 70, 72, 0.5, 0.3))
     annotate(client, 8, SINGLE_FACE, 31, result, completed_by=1)
@@ -157,6 +178,15 @@ def test_report_draws_a_cached_video(client, runtime):
     assert picture.shape[0] > 100 and picture.shape[1] > 300
     assert 'id="efficiency"' in html and "suggested next frames (0-based): " in html
     assert re.search(r"held-out anchors of 1 video", html)
+
+    kind, calls = type(runtime.labeler(8)), []
+    label = kind.label
+    monkeypatch.setattr(kind, "label", lambda self, *a, **k: calls.append(1) or label(self, *a, **k))  # counts
+    assert client.get("/report?project=8").get_data(as_text=True) == html  # nothing changed: no model work
+    assert calls == []
+    annotate(client, 8, SINGLE_FACE, 33, region("a", 40, 45, 0.2, 0.2), completed_by=3)  # a new revision
+    rebuilt = client.get("/report?project=8").get_data(as_text=True)
+    assert calls and rebuilt != html and "user 3" in rebuilt
 
 
 def _media(runtime: Runtime, project: int):
@@ -187,6 +217,17 @@ def test_frame_mode_agreement_groups_frame_tasks_by_video(client):
     assert "frame mode: curves are drawn for video-mode projects only" in html and "video:clip" in html
 
 
+def test_project_cache_keeps_one_entry_per_project_and_drops_the_least_recent():
+    cache: ProjectCache[str] = ProjectCache(max_projects=2)
+    assert cache.get_or_build(1, "r1", lambda: "one") == "one"
+    assert cache.get_or_build(1, "r1", lambda: "rebuilt") == "one"
+    assert cache.get(1, "r2") is None  # another key: stale
+    cache.put(2, "r1", "two")
+    cache.get(1, "r1")
+    cache.put(3, "r1", "three")  # project 2 is the least recently used
+    assert len(cache) == 2 and cache.get(2, "r1") is None and cache.get(1, "r1") == "one"
+
+
 def test_annotators_learnt_later_refresh_the_agreement(client):
     annotate(client, 10, MISSING, 51, FIRST)
     annotate(client, 10, MISSING, 52, SECOND)
@@ -196,3 +237,13 @@ def test_annotators_learnt_later_refresh_the_agreement(client):
     annotate(client, 10, MISSING, 52, SECOND, completed_by=2)
     after = client.get("/metrics?project=10").get_json()["agreement"]["videos"]["task:7"]
     assert after["raters"] == ["user 1", "user 2"] and after["valence"] == before["valence"]
+
+
+def test_a_renamed_annotator_refreshes_the_agreement(client):
+    annotate(client, 11, MISSING, 71, FIRST, completed_by=1)
+    annotate(client, 11, MISSING, 72, SECOND, completed_by=2)
+    before = client.get("/metrics?project=11").get_json()["agreement"]["videos"]["task:7"]
+    assert before["raters"] == ["user 1", "user 2"]
+    annotate(client, 11, MISSING, 72, SECOND, completed_by={"id": 2, "email": "bob@example.org"})  # same count
+    after = client.get("/metrics?project=11").get_json()["agreement"]["videos"]["task:7"]
+    assert after["raters"] == ["bob@example.org", "user 1"]

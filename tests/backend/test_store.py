@@ -103,3 +103,12 @@ def test_annotations_keep_their_ids_and_annotators(store):
     assert not store.set_annotations(3, unchanged[1:])
     assert store.annotators(3) == {11: "user 1", 12: "bob@example.org"}
     assert store.annotators(4) == {}
+
+
+def test_deleting_an_annotation_drops_its_annotator(store):
+    store.set_annotations(3, [StoredAnnotation(11, "task:1", frames((5, (0.1, 0.2))), "ann@example.org"),
+                              StoredAnnotation(12, "task:1", frames((4, (0.5, -0.5))), "bob@example.org")])
+    assert store.delete_annotation(3, 11) == "task:1"
+    assert store.annotators(3) == {12: "bob@example.org"}
+    assert store.delete_annotation(3, 11) is None
+    assert store.annotators(3) == {12: "bob@example.org"}

@@ -78,6 +78,13 @@ def test_bad_input_is_an_error_naming_the_row(tmp_path, capsys):
     assert "--ls-url" in capsys.readouterr().err
 
 
+def test_unreachable_label_studio_is_a_one_line_error(capsys):
+    code = main(["agreement", "--ls-url", "http://127.0.0.1:9", "--api-key", "k", "--project", "3"], environ={})
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot reach Label Studio at http://127.0.0.1:9" in err
+
+
 labels = st.dictionaries(st.integers(0, 10**6), st.tuples(*[st.integers(-100, 100).map(lambda k: k / 100)] * 2),
                          max_size=30)
 

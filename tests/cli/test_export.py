@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mtclar.afewva_export import afewva_frames, write_afewva, write_afewva_images
 from mtclar.cli import main
-from mtclar.commands.export import in_media_root, media_name
+from mtclar.commands.export import in_media_root, media_name, unique_name
 from mtclar.model.errors import AnchorError, PayloadError
 from mtclar.model.video import probe_video
 from mtclar.outputs import write_csv
@@ -250,6 +250,16 @@ def test_media_names() -> None:
     assert media_name("/data/upload/3/0a1b2c3d-my clip.mp4") == "my_clip"
     assert media_name("/data/local-files/?d=videos/study%201/p01.mov") == "p01"
     assert media_name("http://media.example.org/a/b/c.webm") == "c"
+
+
+def test_unique_names_never_take_the_summary_or_a_later_literal_name() -> None:
+    names = {"export"}
+    assert unique_name("export", names, 4) == "export-task4"  # export.json is the summary
+    assert unique_name("clip-task9", names, 1) == "clip-task9"  # a video literally named so
+    assert unique_name("clip", names, 2) == "clip"
+    assert unique_name("clip", names, 9) == "clip-task9-2"
+    assert unique_name("clip", names, 9) == "clip-task9-3"
+    assert len(names) == 6
 
 
 def test_media_root_finds_a_file_by_its_name(tmp_path) -> None:

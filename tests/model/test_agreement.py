@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -10,11 +11,11 @@ import pytest
 from mtclar.model.agreement import (
     RatingTable,
     agreement,
-    alpha_step,
     icc,
     interval_alpha,
     mean_pairwise_ccc,
     pooled_agreement,
+    runs_from_spans,
 )
 
 A = np.array([0.1, 0.3, 0.2, 0.6, 0.5, -0.2, 0.0])
@@ -64,9 +65,7 @@ def test_icc_three_raters_uses_the_frames_all_rated() -> None:
 
 def test_alpha_matches_observed_over_expected_disagreement() -> None:
     table = RatingTable(("a", "b", "c"), np.stack([A, B, C]))
-    value, step = interval_alpha(table)
-    assert step == 1
-    assert value == pytest.approx(hand_alpha_interval(table.values), abs=1e-12)
+    assert interval_alpha(table) == pytest.approx(hand_alpha_interval(table.values), abs=1e-12)
 
 
 def test_ccc_is_the_mean_over_rater_pairs_on_shared_frames() -> None:
@@ -118,14 +117,75 @@ def test_pooled_matches_the_concatenated_table() -> None:
     assert pooled.scores["valence"]["icc"] == pytest.approx(hand_icc_a1(np.stack([A, B], axis=1)), abs=1e-12)
 
 
-def test_alpha_thins_units_past_the_memory_bound() -> None:
-    assert alpha_step(1000, 10, max_cells=100_000) == 1
-    assert alpha_step(1000, 20, max_cells=100_000) == 4
-    rng = np.random.default_rng(0)
-    first = rng.integers(-10, 11, 400)
-    second = np.clip(first + rng.integers(-1, 2, 400), -10, 10)
-    table = RatingTable(("a", "b"), np.stack([first, second]) / 10)
-    assert np.unique(table.values).size == 21
-    value, step = interval_alpha(table, max_cells=400 * 21 * 21 // 4)
-    assert step == 4
-    assert value == pytest.approx(hand_alpha_interval(table.values[:, ::4]), abs=1e-9)
+def krippendorff_alpha(values: np.ndarray) -> float:
+    import krippendorff
+
+    return float(krippendorff.alpha(reliability_data=values, level_of_measurement="interval"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_alpha_equals_the_krippendorff_package_with_missing_values(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    raters, units = int(rng.integers(2, 5)), int(rng.integers(5, 40))
+    values = np.round(rng.uniform(-1, 1, (raters, units)), 2)
+    values[rng.random((raters, units)) < 0.3] = np.nan
+    table = RatingTable(tuple("abcd"[:raters]), values)
+    assert interval_alpha(table) == pytest.approx(krippendorff_alpha(values), abs=1e-10)
+
+
+def test_alpha_uses_every_frame_of_a_fine_grid() -> None:
+    """5,000 frames on the sliders' 0.01 grid (201 values): exact, no frame left out."""
+    rng = np.random.default_rng(1)
+    first = np.round(np.cumsum(rng.normal(0, 0.02, 5000)).clip(-1, 1), 2)
+    second = np.round((first + rng.normal(0, 0.05, 5000)).clip(-1, 1), 2)
+    values = np.stack([first, second])
+    assert np.unique(values).size > 100
+    assert interval_alpha(RatingTable(("a", "b"), values)) == pytest.approx(krippendorff_alpha(values), abs=1e-10)
+
+
+def test_runs_weighted_by_length_equal_the_frame_by_frame_scores() -> None:
+    """Segments as runs: every score equals the one over the expanded frames (pingouin for ICC)."""
+    import pandas as pd
+    import pingouin
+
+    spans = {"a": [(0, 9, 0.1, 0.2), (10, 29, 0.4, 0.3), (30, 39, -0.2, 0.0), (5, 14, 0.3, 0.3)],
+             "b": [(0, 11, 0.2, 0.2), (12, 24, 0.5, 0.4), (25, 44, -0.1, 0.1)],
+             "c": [(3, 20, 0.0, 0.1), (21, 35, 0.35, 0.2)]}
+    frames = {r: {} for r in spans}
+    for rater, found in spans.items():
+        sums: dict[int, list] = {}
+        for first, last, v, a in found:
+            for f in range(first, last + 1):
+                sums.setdefault(f, []).append((v, a))
+        frames[rater] = {f: tuple(np.mean(vals, axis=0)) for f, vals in sums.items()}
+    by_runs = agreement({r: runs_from_spans(s) for r, s in spans.items()})
+    by_frames = agreement(frames)
+    assert by_runs is not None and by_frames is not None
+    assert (by_runs.units, by_runs.complete_units) == (by_frames.units, by_frames.complete_units) == (40, 33)
+    for dim in ("valence", "arousal"):
+        for score in ("ccc", "icc", "alpha"):
+            assert by_runs.scores[dim][score] == pytest.approx(by_frames.scores[dim][score], abs=1e-10)
+    common = range(3, 36)
+    long = pd.DataFrame([{"unit": f, "rater": r, "rating": frames[r][f][0]} for f in common for r in spans])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas deprecations inside pingouin
+        reference = pingouin.intraclass_corr(long, targets="unit", raters="rater", ratings="rating")
+    expected = float(reference[reference["Type"].isin(["ICC(A,1)", "ICC2"])]["ICC"].iloc[0])
+    assert by_runs.scores["valence"]["icc"] == pytest.approx(expected, abs=1e-10)
+    values = np.array([[frames[r].get(f, (np.nan,))[0] for f in range(45)] for r in sorted(spans)])
+    assert by_runs.scores["valence"]["alpha"] == pytest.approx(krippendorff_alpha(values), abs=1e-10)
+
+
+def test_a_million_frame_segment_costs_its_segments_not_its_frames() -> None:
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    started = time.perf_counter()
+    result = agreement({"a": runs_from_spans([(0, 999_999, 0.2, 0.1), (1_000_000, 1_999_999, 0.6, 0.3)]),
+                        "b": runs_from_spans([(0, 1_499_999, 0.3, 0.1), (1_500_000, 1_999_999, 0.5, 0.4)])})
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result is not None and result.units == 2_000_000
+    assert seconds < 1.0 and peak < 5_000_000
