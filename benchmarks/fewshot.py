@@ -39,6 +39,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mtclar.model.face import FacePipeline  # noqa: E402
 from mtclar.model.fewshot import FewShotLabeler, FrameFeatures  # noqa: E402
 from mtclar.model.labeling import VideoLabeler  # noqa: E402
 
@@ -337,10 +338,17 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "heldout"), default=None)
     parser.add_argument("--per-clip", action="store_true")
     parser.add_argument("--tune", action="store_true", help="grid of the fallback defaults on dev clips only")
+    parser.add_argument("--follow-crop", type=float, default=None,
+                        help="the face pipeline's follow.crop instead of the checkpoint's (0: whole-frame detection)")
     args = parser.parse_args()
 
     folder = args.clips or fetch_clips(None)
     video_labeler = VideoLabeler(args.checkpoint, cache_dir=args.embeddings)
+    if args.follow_crop is not None:
+        config = video_labeler.pipeline.config
+        pipeline = FacePipeline(replace(config, follow=replace(config.follow, crop=args.follow_crop)))
+        video_labeler = VideoLabeler(video_labeler.checkpoint, encoder=video_labeler.encoder,
+                                     cache_dir=args.embeddings, pipeline=pipeline)
     labeler = video_labeler.labeler
     clips = load_clips(video_labeler, folder, "dev" if args.tune else args.split)
     if args.tune:
