@@ -3,6 +3,7 @@ linear interpolation and hold-last, with smoothness and calibration of its 80% i
 
     python benchmarks/fewshot.py [--checkpoint DIR] [--clips DIR] [--per-clip] [--json-only]
     python benchmarks/fewshot.py --tune          # grid of the fallback defaults, development clips ONLY
+    python benchmarks/fewshot.py --pipeline '{"follow": {"crop": 2}}'   # other face-pipeline settings
 
 Data: benchmarks/data/labels/truth.csv (mean of two independent annotators; ``unsure`` frames are neither
 anchors nor scored), split by clip in benchmarks/data/labels/split.csv (decided before any tuning); the clips
@@ -39,6 +40,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mtclar.model.face import FacePipeline, PipelineConfig  # noqa: E402
 from mtclar.model.fewshot import FewShotLabeler, FrameFeatures  # noqa: E402
 from mtclar.model.labeling import VideoLabeler  # noqa: E402
 
@@ -337,10 +339,18 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "heldout"), default=None)
     parser.add_argument("--per-clip", action="store_true")
     parser.add_argument("--tune", action="store_true", help="grid of the fallback defaults on dev clips only")
+    parser.add_argument("--pipeline", type=json.loads, default=None,
+                        help='face pipeline settings over the checkpoint\'s, e.g. \'{"follow": {"crop": 2}}\'')
     args = parser.parse_args()
 
     folder = args.clips or fetch_clips(None)
     video_labeler = VideoLabeler(args.checkpoint, cache_dir=args.embeddings)
+    if args.pipeline:
+        stored = video_labeler.pipeline.config.to_dict()
+        merged = {part: {**stored.get(part, {}), **args.pipeline.get(part, {})} for part in {*stored, *args.pipeline}}
+        pipeline = FacePipeline(PipelineConfig.from_dict(merged))
+        video_labeler = VideoLabeler(video_labeler.checkpoint, encoder=video_labeler.encoder,
+                                     cache_dir=args.embeddings, pipeline=pipeline)
     labeler = video_labeler.labeler
     clips = load_clips(video_labeler, folder, "dev" if args.tune else args.split)
     if args.tune:

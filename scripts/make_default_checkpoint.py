@@ -23,7 +23,7 @@ from mtclar.model.encoders import DEFAULT_ENCODER, create_encoder  # noqa: E402
 from mtclar.model.face import PipelineConfig  # noqa: E402
 from mtclar.model.fewshot import LabelerConfig  # noqa: E402
 
-NAME = "mtclar-faceapi-floor-3"
+NAME = "mtclar-faceapi-floor-4"
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..video import FrameBatch, VideoHeader, open_video
 from .align import AlignConfig, align_face
 from .detector import DetectorConfig, Face, RetinaFaceDetector
+from .follow import FollowConfig, Window, detect_in_window
 from .tracking import PersonTracker, TrackerConfig
 
 
@@ -21,18 +22,23 @@ class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
+    follow: FollowConfig = field(default_factory=FollowConfig)
 
     def to_dict(self) -> dict:
-        return {"detector": self.detector.to_dict(), "tracker": self.tracker.to_dict(), "align": self.align.to_dict()}
+        return {"detector": self.detector.to_dict(), "tracker": self.tracker.to_dict(), "align": self.align.to_dict(),
+                "follow": self.follow.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> PipelineConfig:
         align = dict(data.get("align", {}))
         if align.pop("template", "arcface5") != "arcface5":
             raise ConfigError(f"pipeline.align: unknown template {data['align']['template']!r}; known: arcface5")
+        # a pipeline stored before "follow" existed detected every frame in full
+        follow = data.get("follow", {"crop": 0.0})
         return cls(from_dict(DetectorConfig, data.get("detector"), "pipeline.detector"),
                    from_dict(TrackerConfig, data.get("tracker"), "pipeline.tracker"),
-                   from_dict(AlignConfig, align, "pipeline.align"))
+                   from_dict(AlignConfig, align, "pipeline.align"),
+                   from_dict(FollowConfig, follow, "pipeline.follow"))
 
 
 @dataclass(frozen=True)
@@ -64,21 +70,52 @@ class FacePipeline:
     def track(self, batches: Iterable[FrameBatch], fps: float, crop_size: int) -> Iterator[TrackedBatch]:
         """Follow the labelled person through batches of consecutive frames (a video or an image sequence)."""
         tracker = PersonTracker(fps, self.config.tracker)
-        scale = None  # full detection scale until someone is tracked
+        last: Face | None = None  # the person on the previous batch's last frame
+        since_full = 0  # frames detected in a window since the last whole-frame detection
         for batch in batches:
-            detections = self.detector.detect(batch.frames, scale)
-            faces = [tracker.update(int(i), found) for i, found in zip(batch.indices, detections, strict=True)]
-            scale = self._next_scale(faces)
+            faces, windowed = self._locate(batch, tracker, last, since_full)
+            since_full = since_full + windowed if windowed == len(faces) else 0
+            last = faces[-1]
             crops = [align_face(frame, face.landmarks, crop_size, self.config.align)
                      for frame, face in zip(batch.frames, faces, strict=True) if face is not None]
             yield TrackedBatch(batch.indices, faces, _stack(crops, crop_size))
 
-    def _next_scale(self, faces: list[Face | None]) -> float | None:
-        """Detect at the scale that makes the tracked face ``face_px`` tall; back to full scale when lost."""
+    def _locate(self, batch: FrameBatch, tracker: PersonTracker, last: Face | None,
+                since_full: int) -> tuple[list[Face | None], int]:
+        """The person on each frame, and how many leading frames were found by detecting in a window.
+
+        The frames after the first one the window misses (no face, or one cut by the window's side) are
+        detected in full.
+        """
+        scale = self._scale(last)
+        follow = self.config.follow
+        faces: list[Face | None] = []
+        if follow.enabled and last is not None and since_full < follow.full_every:
+            height, width = batch.frames.shape[1:3]
+            full = self.detector.full_scale(height, width)
+            window = Window.around(last, follow.crop, min(scale or full, full))
+            # a window no smaller than the whole frame at that scale would save nothing
+            small = window.out_side ** 2 < height * width * window.scale ** 2
+            found_in_window = detect_in_window(self.detector, batch.frames, window) if small else []
+            for index, found in zip(batch.indices, found_in_window, strict=False):
+                whole = [f for f in found if not window.cut_off(f, height, width, follow.edge)]
+                face = tracker.update(int(index), whole)
+                if face is None:
+                    break
+                faces.append(face)
+        windowed = len(faces)
+        if windowed < len(batch.indices):
+            rest = batch.frames[windowed:]
+            faces += [tracker.update(int(i), found) for i, found in
+                      zip(batch.indices[windowed:], self.detector.detect(rest, scale), strict=True)]
+        return faces, windowed
+
+    def _scale(self, last: Face | None) -> float | None:
+        """Detect at the scale that makes the tracked face ``face_px`` tall; full scale when nobody is tracked."""
         target = self.config.detector.face_px
-        if not target or faces[-1] is None:
+        if not target or last is None:
             return None
-        return target / max(faces[-1].box[3] - faces[-1].box[1], 1.0)
+        return target / max(last.box[3] - last.box[1], 1.0)
 
     def face_in_image(self, image: np.ndarray, crop_size: int) -> tuple[Face | None, np.ndarray | None]:
         """The largest face of a still image and its aligned crop, or (None, None)."""

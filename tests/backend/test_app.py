@@ -83,7 +83,7 @@ def test_health_and_root(client):
 def test_setup_returns_a_version_and_rejects_bad_configs(client):
     response = client.post("/setup", json={"project": "3.1700000000", "schema": VIDEO_CONFIG})
     assert response.status_code == 200
-    assert response.get_json()["model_version"].startswith("mtclar-faceapi-floor-3.r")
+    assert response.get_json()["model_version"].startswith("mtclar-faceapi-floor-4.r")
     bad = client.post("/setup", json={"project": "3.1", "schema": VIDEO_CONFIG.replace("arousal", "energy")})
     assert bad.status_code == 400 and "arousal" in bad.get_json()["message"]
     missing = client.post("/setup", json={"project": "4.1"})

@@ -24,7 +24,7 @@ def test_evaluate_afewva_layout(shared_dir, cache_dir, tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert code == 0
     lines = stdout.strip().splitlines()
-    assert "1 videos, 6 labelled frames; model mtclar-faceapi-floor-3 (method kernel)" in lines[0]
+    assert "1 videos, 6 labelled frames; model mtclar-faceapi-floor-4 (method kernel)" in lines[0]
     assert lines[1].startswith("support | method") and set(lines[2]) <= {"-", "+"}
     assert sum(line.startswith("first:1 ") for line in lines) == 3
     result = json_line(stdout)

@@ -58,7 +58,7 @@ def test_label_writes_json_with_the_same_rows(wolfgang):
     _, _, _, out = wolfgang
     data = json.loads((out / "WolfgangLanger_Pexels.json").read_text())
     meta = data["metadata"]
-    assert meta["model_version"] == "mtclar-faceapi-floor-3"
+    assert meta["model_version"] == "mtclar-faceapi-floor-4"
     assert meta["frames"] == 472 and meta["frames_with_face"] == 472
     assert meta["encoder"] == "faceapi-expression" and meta["method"] == "kernel"
     assert meta["anchors"] == {str(f): list(v) for f, v in ANCHORS.items()}

@@ -105,7 +105,7 @@ def test_a_failed_save_keeps_the_old_checkpoint(encoder, tmp_path, monkeypatch):
 def test_default_checkpoint_is_the_cold_start(encoder):
     default = load_checkpoint(None)
     assert DEFAULT_CHECKPOINT.parts[-3:] == ("model", "weights", "default")
-    assert default.name == "mtclar-faceapi-floor-3"
+    assert default.name == "mtclar-faceapi-floor-4"
     assert default.encoder["name"] == "faceapi-expression"
     assert not default.heads_trained and default.heads is None and default.sl_head is None
     assert default.build_heads() is None and default.build_sl_head() is None

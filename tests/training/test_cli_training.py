@@ -84,7 +84,7 @@ def test_finetune_command_prints_before_after_and_writes_the_kept_model(smoke_da
     summary = json.loads(printed.strip().splitlines()[-1])
     kept = load_checkpoint(out)
     assert kept.name == summary["checkpoint"]
-    assert kept.name == ("mtclar-faceapi-floor-3-ft1" if summary["kept_new"] else "mtclar-faceapi-floor-3")
+    assert kept.name == ("mtclar-faceapi-floor-4-ft1" if summary["kept_new"] else "mtclar-faceapi-floor-4")
     assert ("keeps the NEW model" if summary["kept_new"] else "keeps the BASE model") in printed
 
 

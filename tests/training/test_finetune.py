@@ -93,7 +93,7 @@ def test_kept_checkpoint_loads_and_labels_through_the_video_labeler(project, bas
     stages = []
     result = finetune_project(base, videos_, embedder.encoder.config.expression_classes,
                               replace(FAST, min_improvement=-1.0), lambda stage, fraction: stages.append(fraction))
-    assert result.kept_new and result.checkpoint.name == "mtclar-faceapi-floor-3-ft1"
+    assert result.kept_new and result.checkpoint.name == "mtclar-faceapi-floor-4-ft1"
     assert stages[0] == 0.0 and stages[-1] == 1.0 and stages == sorted(stages)
     checkpoint = result.checkpoint
     assert checkpoint.heads_trained and checkpoint.heads.hidden == FAST.hidden
@@ -104,13 +104,13 @@ def test_kept_checkpoint_loads_and_labels_through_the_video_labeler(project, bas
 
     loaded = load_checkpoint(checkpoint.save(tmp_path / "ft"))
     labeler = VideoLabeler(loaded, encoder=embedder.encoder)
-    assert labeler.labeler.method == "mtclar" and labeler.model_version == "mtclar-faceapi-floor-3-ft1"
+    assert labeler.labeler.method == "mtclar" and labeler.model_version == "mtclar-faceapi-floor-4-ft1"
     labels = labeler.label(single, {0: (0.0, 0.0), 36: (0.65, 0.4)})
     assert set(labels.predictor[single.has_face]) == {"anchor", "mtclar"}
     assert np.isfinite(labels.values[single.has_face]).all()
 
     again = finetune_project(loaded, videos_, (), replace(FAST, min_improvement=-1.0))
-    assert again.checkpoint.name == "mtclar-faceapi-floor-3-ft2"
+    assert again.checkpoint.name == "mtclar-faceapi-floor-4-ft2"
     assert again.before["method"] == "kernel" and "fine-tuned on this project's anchors" in again.before["note"]
     assert LabelerConfig.from_dict(again.checkpoint.trained_on["base_labeler"]) == base.labeler
     named = finetune_project(base, videos_, (), replace(FAST, min_improvement=-1.0), new_name="project-7-v3")
