@@ -94,13 +94,15 @@ def project(label_studio: tuple[LabelStudioServer, LabelStudioClient], tmp_path_
 def exported(project, tmp_path_factory) -> dict[str, Any]:
     """`mtclar export` with the videos downloaded through Label Studio (API key to its origin only)."""
     out = tmp_path_factory.mktemp("export")
-    cache = tmp_path_factory.mktemp("cache")
+    cache, model = tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("model")
     server = project["server"]
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(project["id"]),
-                     "--out", str(out), "--formats", "csv,json,afewva"], environ={"MTCLAR_CACHE_DIR": str(cache)})
-    return {"out": out, "code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "cache": cache}
+                     "--out", str(out), "--formats", "csv,json,afewva"],
+                    environ={"MTCLAR_CACHE_DIR": str(cache), "MODEL_DIR": str(model)})
+    return {"out": out, "code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "cache": cache,
+            "model": model}
 
 
 def test_export_writes_frame_exact_rows_for_every_video(project, exported) -> None:
@@ -111,8 +113,8 @@ def test_export_writes_frame_exact_rows_for_every_video(project, exported) -> No
     (warning,) = [line for line in exported["stderr"].splitlines() if line.startswith("warning:")]
     assert re.search(r"p01 \(task \d+\): Label Studio says 80 frames, the decoded video has 72", warning), warning
     assert "p02" not in exported["stderr"]
-    # downloaded through Label Studio (the uploaded p02 has no local copy) into the media cache
-    assert any((exported["cache"] / "media").iterdir())
+    # downloaded through Label Studio (the uploaded p02 has no local copy) into the backend's media cache
+    assert any((exported["model"] / "media").iterdir())
 
     rows = read_rows(out / "p01.csv")
     assert list(rows[0]) == ["frame", "time_s", "valence", "arousal", "source", "annotator"]
@@ -155,12 +157,12 @@ def test_media_root_gives_the_same_export(project, exported, tmp_path) -> None:
         shutil.copy2(CLIP, media / name)
     code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(project["id"]),
                  "--out", str(tmp_path), "--formats", "csv", "--media-root", str(media)],
-                environ={"MTCLAR_CACHE_DIR": str(tmp_path / "cache")})
+                environ={"MTCLAR_CACHE_DIR": str(tmp_path / "cache"), "MODEL_DIR": str(tmp_path / "model")})
     assert code == 0
     for name in ("p01.csv", "p02.csv"):
         assert (tmp_path / name).read_text() == (exported["out"] / name).read_text()
     assert not (tmp_path / "p01.json").exists() and not (tmp_path / "afew-va").exists()
-    assert not (tmp_path / "cache" / "media").exists()  # both videos read from the folder, nothing downloaded
+    assert not (tmp_path / "model" / "media").exists()  # both videos read from the folder, nothing downloaded
 
 
 def test_exported_csv_as_anchors_gives_the_same_curve(project, exported, tmp_path) -> None:
@@ -205,7 +207,8 @@ def test_media_on_another_origin_is_refused_and_gets_no_key(label_studio, projec
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
             code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
-                         "--out", str(tmp_path), "--formats", "csv"], environ={"MTCLAR_CACHE_DIR": str(tmp_path)})
+                         "--out", str(tmp_path), "--formats", "csv"],
+                         environ={"MTCLAR_CACHE_DIR": str(tmp_path), "MODEL_DIR": str(tmp_path / "model")})
     finally:
         recorder.shutdown()
         recorder.server_close()
@@ -248,7 +251,7 @@ def test_frame_mode_project_exports_its_frame_tasks(label_studio, tmp_path) -> N
     with contextlib.redirect_stdout(io.StringIO()):
         code = main(["export", "--ls-url", server.url, "--api-key", server.token, "--project", str(pid),
                      "--out", str(out), "--formats", "csv,json,afewva", "--afewva-frames", "all"],
-                    environ={"MTCLAR_CACHE_DIR": str(tmp_path / "cache")})
+                    environ={"MTCLAR_CACHE_DIR": str(tmp_path / "cache"), "MODEL_DIR": str(tmp_path / "model")})
     assert code == 0
     rows = read_rows(out / "001.csv")
     assert [(int(r["frame"]), r["source"], r["valence"], r["arousal"]) for r in rows] == [
