@@ -98,6 +98,6 @@ def smoke_run(smoke_data) -> dict:
     args = ["train", "--data", str(smoke_data["train"]), "--val-data", str(smoke_data["val"]),
             "--videos", str(smoke_data["videos"]), "--epochs", "2", "--batch-size", "16", "--encoder-mode", "frozen",
             "--out", str(out), "--workers", "0", "--seed", "0", "--cache-dir", str(smoke_data["cache"]),
-            "--no-progress", "--set", "optim.lr=0.001"]
+            "--no-progress", "--set", "optim.lr=0.0003"]
     assert main(args) == 0
     return {"out": out, "args": args}
