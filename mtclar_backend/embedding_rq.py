@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -30,6 +31,9 @@ JOB_TIMEOUT_S = 3600  # one video; a worker kills a job running longer (it is th
 KEEP_S = JOB_TIMEOUT_S + 600  # a job whose worker died unreported stops blocking its video after this long
 POLL_S = 0.05
 LOST_AFTER_S = 60  # a job key this old whose RQ job is gone was lost (younger: it may be being enqueued)
+BEAT_S = 10.0  # a running embedding job refreshes its heartbeat this often...
+BEAT_TTL_S = 30.0  # ...and a started job without one this long was lost: its worker died (RQ's own heartbeat of a
+#                    SimpleWorker lasts the job's whole timeout, so a killed worker would block its video an hour)
 Embed = Callable[[TaskMedia], VideoEmbeddings]
 Ready = Callable[[TaskMedia], VideoEmbeddings | None]
 
@@ -103,7 +107,7 @@ class RQEmbeddingQueue:
     def __init__(self, redis_url: str, embed: Mapping[str, Embed], ready: Mapping[str, Ready],
                  cached: Callable[[TaskMedia], bool], on_ready: Callable[[int], None],
                  target: str | Callable = "mtclar_backend.worker.embed_job", prefix: str = "mtclar:embed",
-                 queue_name: str = QUEUE):
+                 queue_name: str = QUEUE, beat_s: float = BEAT_S, beat_ttl_s: float = BEAT_TTL_S):
         from redis import Redis
         from rq import Queue
 
@@ -111,6 +115,7 @@ class RQEmbeddingQueue:
         self.rq = Queue(queue_name, connection=self.redis)
         self._embed, self._ready, self._cached, self._on_ready = dict(embed), dict(ready), cached, on_ready
         self.target, self.prefix = target, prefix
+        self.beat_s, self.beat_ttl_s = beat_s, beat_ttl_s
         self._submit = self.redis.register_script(_SUBMIT)
         self._give_up = self.redis.register_script(_GIVE_UP)
         self._finish = self.redis.register_script(_FINISH)
@@ -181,6 +186,11 @@ class RQEmbeddingQueue:
         self._raise_recent_failure(media)
         return self._ready[kind](media)
 
+    def _beat(self, key: str, stop: threading.Event) -> None:
+        while not stop.wait(self.beat_s):
+            self.redis.set(key, 1, px=int(self.beat_ttl_s * 1000))
+        self.redis.delete(key)
+
     def _lost(self, digest: str) -> bool:
         """Whether the video's job ended without reporting (its worker died, or it was removed from RQ); if so
         it is counted as failed and forgotten, so that it can be queued again."""
@@ -191,7 +201,10 @@ class RQEmbeddingQueue:
             return False
         status = self.redis.hget(Job.key_for(job_id.decode()), "status")
         gone = status is None and time.time() - int(at or 0) > LOST_AFTER_S  # (not yet enqueued, when younger)
-        if not gone and status not in (b"failed", b"stopped", b"canceled"):
+        # started, but its heartbeat stopped: the worker was killed mid-job (SIGKILL, out of memory)
+        dead = status == b"started" and not self.redis.exists(self._key("beat", job_id.decode())) and \
+            time.time() - int(at or 0) > self.beat_ttl_s
+        if not (gone or dead) and status not in (b"failed", b"stopped", b"canceled"):
             return False
         log.warning("embedding job %s of %s was lost (RQ status %s)", job_id.decode(), digest,
                     status.decode() if status else "gone")
@@ -247,11 +260,18 @@ class RQEmbeddingQueue:
         from rq import get_current_job
 
         digest = video_hash(media.url)
+        current = get_current_job()
+        stop = threading.Event()
+        if current is not None:
+            beat = self._key("beat", current.id)
+            self.redis.set(beat, 1, px=int(self.beat_ttl_s * 1000))
+            threading.Thread(target=self._beat, args=(beat, stop), name="mtclar-embed-beat", daemon=True).start()
         try:
             embeddings, error = self._embed[kind](media), None
         except Exception as failure:  # recorded for the web workers, then re-raised for RQ's failed registry
             embeddings, error = None, failure
-        current = get_current_job()
+        finally:
+            stop.set()
         self._record(digest, current.id if current is not None else "", None if error is None else
                      json.dumps({"media": isinstance(error, MediaError), "message": str(error)[:2000]}))
         if error is not None:

@@ -38,8 +38,9 @@ def run_job(kind: str, fields: dict) -> dict:
 class Cluster:
     """A shared cache (a dict), one worker-side queue object and as many web-side ones as asked for."""
 
-    def __init__(self, redis_url: str):
+    def __init__(self, redis_url: str, **beats):
         self.redis_url = redis_url
+        self.beats = beats  # the job heartbeat's period and lifetime (beat_s, beat_ttl_s)
         self.name = f"test-embed-{uuid.uuid4().hex[:8]}"
         self.prefix = f"test:{self.name}"
         self.cache: dict[str, str] = {}
@@ -51,6 +52,8 @@ class Cluster:
         self.order.append(m.video_key)
         if m.video_key.startswith("bad"):
             raise MediaError(f"{m.video_key}: not a video")
+        if m.video_key.startswith("slow"):
+            time.sleep(60)
         if m.video_key.startswith("oom"):
             raise MemoryError("CUDA out of memory")
         self.cache[m.url] = f"embeddings of {m.video_key}"
@@ -59,7 +62,7 @@ class Cluster:
     def queue(self) -> RQEmbeddingQueue:
         return RQEmbeddingQueue(self.redis_url, {"video": self.embed}, {"video": lambda m: self.cache.get(m.url)},
                                 lambda m: m.url in self.cache, self.bumps.append, target=run_job,
-                                prefix=self.prefix, queue_name=self.name)
+                                prefix=self.prefix, queue_name=self.name, **self.beats)
 
     def work(self) -> None:
         """What `mtclar worker` does, until the queue is empty."""
@@ -205,3 +208,32 @@ def test_a_job_whose_worker_died_is_counted_failed_and_queued_again_at_the_next_
     assert cluster.order == ["a.mp4", "a.mp4"] and cluster.bumps == [6]
     assert web1.progress(6) == {"queued": 2, "failed": 1, "done": 1}
     assert web1.wait(6, media("a.mp4"), 0.01) == "embeddings of a.mp4"
+
+
+def test_a_worker_killed_mid_job_stops_blocking_its_video(redis_url):
+    """SIGKILL (or the kernel's out-of-memory killer) leaves the job "started" in RQ: its heartbeat stops, and the
+    next ask counts it failed and queues the video again, instead of waiting out the job's timeout."""
+    import multiprocessing
+    import signal
+
+    from rq.job import Job
+
+    cluster = Cluster(redis_url, beat_s=0.1, beat_ttl_s=0.5)
+    web = cluster.queue()
+    assert web.wait(9, media("slow.mp4"), 0.01) is None
+    job_id = web.rq.job_ids[0]
+    worker = multiprocessing.get_context("fork").Process(target=cluster.work, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while Job.fetch(job_id, connection=web.redis).get_status() != "started":
+        assert time.monotonic() < deadline, "the worker did not start the job"
+        time.sleep(0.05)
+    time.sleep(0.3)  # it beats
+    assert web.wait(9, media("slow.mp4"), 0.01) is None and web.progress(9) == {"queued": 1}  # alive: still its job
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(5)
+    time.sleep(1.0)  # past the heartbeat's lifetime
+    assert Job.fetch(job_id, connection=web.redis).get_status() == "started"  # what RQ still says
+    assert web.wait(9, media("slow.mp4"), 0.01) is None
+    assert web.progress(9) == {"queued": 2, "failed": 1} and web.rq.count == 1 and web.rq.job_ids[0] != job_id
+
