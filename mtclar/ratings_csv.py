@@ -5,24 +5,13 @@ stem inside a folder, and to one video (``DEFAULT_VIDEO``) when the file is give
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 from mtclar.model.errors import DataError
+from mtclar.training.sources import check_va, csv_number
 
 REQUIRED = ("frame", "valence", "arousal")
 DEFAULT_VIDEO = "video"
-
-
-def _value(row: dict, column: str, where: str) -> float:
-    text = (row.get(column) or "").strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{where}: {column} {text[:40]!r} is not a number") from None
-    if not math.isfinite(value):
-        raise DataError(f"{where}: {column} {text[:40]!r} is not a finite number")
-    return value
 
 
 def parse_ratings(lines: list[str], name: str,
@@ -45,13 +34,11 @@ def _parse(lines: list[str], name: str, default_video: str) -> dict[str, dict[in
         video = (row.get("video") or "").strip() if "video" in reader.fieldnames else default_video
         if not video:
             raise DataError(f"{where}: empty video")
-        frame = _value(row, "frame", where)
+        frame = csv_number(row, "frame", where)
         if frame != int(frame) or frame < 0:
             raise DataError(f"{where}: frame {row['frame']!r} must be a whole number >= 0")
-        valence, arousal = _value(row, "valence", where), _value(row, "arousal", where)
-        for column, value in (("valence", valence), ("arousal", arousal)):
-            if not -1 <= value <= 1:
-                raise DataError(f"{where}: {column} {value} is outside [-1, 1]")
+        valence = check_va(csv_number(row, "valence", where), "valence", where)
+        arousal = check_va(csv_number(row, "arousal", where), "arousal", where)
         frames = out.setdefault(video, {})
         if int(frame) in frames:
             raise DataError(f"{where}: frame {int(frame)} of {video} is labelled twice")

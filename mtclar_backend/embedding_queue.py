@@ -31,7 +31,33 @@ RETRY_FAILED_AFTER_S = 600.0
 Embed = Callable[..., VideoEmbeddings]  # (media, on_progress=None) -> embeddings
 
 
-class EmbeddingQueue:
+class AskingForEmbeddings:
+    """What a web worker asks of a queue, in-process or on RQ: ``submit``, ``_cached``, ``_video_ready`` and
+    ``_raise_recent_failure`` are the queue's own."""
+
+    def queue(self, project: int | None, media: TaskMedia) -> None:
+        """Embed ``media``'s video in the background unless the cache has it (a webhook or the setup backfill
+        learnt of its task: it is ready before anyone asks for predictions). A task whose media cannot be
+        resolved is left alone: its /predict reports why."""
+        try:
+            cached = self._cached(media)
+        except MediaError as error:
+            log.debug("not queued: %s", error)
+            return
+        if not cached:
+            self.submit(project, media, BACKLOG)
+
+    def ready_or_submit(self, project: int | None, media: TaskMedia) -> VideoEmbeddings | None:
+        """The embeddings if they are at hand (cached, no download), else None with the video queued ahead of
+        the backlog. A recent failure of its embedding is raised."""
+        self._raise_recent_failure(media)
+        ready = self._video_ready(media)
+        if ready is None:
+            self.submit(project, media, URGENT)
+        return ready
+
+
+class EmbeddingQueue(AskingForEmbeddings):
     """``embed``: how to embed a video, or that per kind of media ("video", "image"); ``ready``: a video's
     embeddings when the cache has them."""
 
@@ -58,26 +84,8 @@ class EmbeddingQueue:
 
     # -- asking -------------------------------------------------------------------------------------------
 
-    def queue(self, project: int | None, media: TaskMedia) -> None:
-        """Embed ``media``'s video in the background unless the cache has it (a webhook or the setup backfill
-        learnt of its task: it is ready before anyone asks for predictions). A task whose media cannot be
-        resolved is left alone: its /predict reports why."""
-        try:
-            cached = self._cached(media)
-        except MediaError as error:
-            log.debug("not queued: %s", error)
-            return
-        if not cached:
-            self.submit(project, media, BACKLOG)
-
-    def ready_or_submit(self, project: int | None, media: TaskMedia) -> VideoEmbeddings | None:
-        """The embeddings if they are at hand (cached, no download), else None with the video queued ahead of
-        the backlog. A recent failure of its embedding is raised."""
-        self._raise_recent_failure(media)
-        ready = self._ready(media)
-        if ready is None:
-            self.submit(project, media, URGENT)
-        return ready
+    def _video_ready(self, media: TaskMedia) -> VideoEmbeddings | None:
+        return self._ready(media)
 
     def submit(self, project: int | None, media: TaskMedia, priority: int = URGENT, kind: str = "video") -> Future:
         """Queue ``media``'s video (once, however many tasks or requests ask for it; a more urgent ask moves

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from mtclar.model.embeddings import VideoEmbeddings
 from mtclar.model.errors import MediaError
 
-from .embedding_queue import BACKLOG, RETRY_FAILED_AFTER_S, URGENT
+from .embedding_queue import RETRY_FAILED_AFTER_S, URGENT, AskingForEmbeddings
 from .ls_format import TaskMedia
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def video_hash(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:24]
 
 
-class RQEmbeddingQueue:
+class RQEmbeddingQueue(AskingForEmbeddings):
     """``embed`` and ``ready``: per kind of media ("video", "image"), how to embed it (run by the worker) and
     how to read it from the cache when it is there. ``target``: the dotted path of the function a worker runs,
     ``f(kind, media fields)``, which calls ``run`` on the worker's own queue object."""
@@ -125,22 +125,8 @@ class RQEmbeddingQueue:
 
     # -- asking (web workers) -------------------------------------------------------------------------------
 
-    def queue(self, project: int | None, media: TaskMedia) -> None:
-        """Embed ``media``'s video on a worker unless the cache has it (see ``EmbeddingQueue.queue``)."""
-        try:
-            cached = self._cached(media)
-        except MediaError as error:
-            log.debug("not queued: %s", error)
-            return
-        if not cached:
-            self.submit(project, media, BACKLOG)
-
-    def ready_or_submit(self, project: int | None, media: TaskMedia) -> VideoEmbeddings | None:
-        self._raise_recent_failure(media)
-        ready = self._ready["video"](media)
-        if ready is None:
-            self.submit(project, media, URGENT)
-        return ready
+    def _video_ready(self, media: TaskMedia) -> VideoEmbeddings | None:
+        return self._ready["video"](media)
 
     def submit(self, project: int | None, media: TaskMedia, priority: int = URGENT, kind: str = "video") -> None:
         """Queue the media on the workers, once however many ask (an urgent ask moves it to the queue's front)."""

@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +52,41 @@ def embedder(face_pipeline, encoder, tmp_path_factory):
     from mtclar.model.embeddings import EmbeddingCache, VideoEmbedder
 
     return VideoEmbedder(face_pipeline, encoder, EmbeddingCache(tmp_path_factory.mktemp("embedding-cache")))
+
+
+@pytest.fixture(scope="session")
+def start_redis(tmp_path_factory) -> Iterator[Callable[[], str]]:
+    """Starts a real redis-server on loopback per call and gives its URL (CI installs Debian's redis-server);
+    every server stops at the end of the session."""
+    binary = shutil.which("redis-server")
+    processes: list[subprocess.Popen] = []
+
+    def start() -> str:
+        if binary is None:
+            if os.environ.get("MTCLAR_REQUIRE_E2E") == "1":
+                pytest.fail("redis-server is not installed (apt-get install redis-server)")
+            pytest.skip("redis-server is not installed")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        processes.append(subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(tmp_path_factory.mktemp("redis"))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        import redis
+
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return f"redis://127.0.0.1:{port}/0"
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+

@@ -38,7 +38,7 @@ class LabelledImage:
     expression: int = -1
 
 
-def _number(row: dict, column: str, where: str, required: bool = True) -> float:
+def csv_number(row: dict, column: str, where: str, required: bool = True) -> float:
     raw = (row.get(column) or "").strip()
     if not raw:
         if required:
@@ -53,7 +53,7 @@ def _number(row: dict, column: str, where: str, required: bool = True) -> float:
     return value
 
 
-def _va(value: float, column: str, where: str) -> float:
+def check_va(value: float, column: str, where: str) -> float:
     if not math.isnan(value) and not -1 <= value <= 1:
         raise DataError(f"{where}: {column} = {value} is outside [-1, 1]")
     return value
@@ -101,8 +101,10 @@ def read_afewva(root: str | Path) -> list[LabelledVideo]:
                 raise DataError(f"{where}: frame names must be numbers")
             if not isinstance(value, dict):
                 raise DataError(f"{where}: expected an object with valence and arousal, got {value!r}")
-            v = _va(_number({"valence": str(value.get("valence", ""))}, "valence", where) / 10, "valence/10", where)
-            a = _va(_number({"arousal": str(value.get("arousal", ""))}, "arousal", where) / 10, "arousal/10", where)
+            v = check_va(csv_number({"valence": str(value.get("valence", ""))}, "valence", where) / 10, "valence/10",
+                         where)
+            a = check_va(csv_number({"arousal": str(value.get("arousal", ""))}, "arousal", where) / 10, "arousal/10",
+                         where)
             if int(key) not in files:
                 raise DataError(f"{where}: labelled, but there is no image {key}.png in {folder}")
             video.labels[int(key)] = (v, a)
@@ -122,12 +124,12 @@ def read_affectnet(csv_path: str | Path, images_root: str | Path | None = None) 
     images = []
     for line, row in _rows(csv_path, {"subDirectory_filePath", "expression", "valence", "arousal"}):
         where = f"{csv_path} row {line}"
-        expression = int(_number(row, "expression", where))
+        expression = int(csv_number(row, "expression", where))
         if not 0 <= expression < len(AFFECTNET_CLASSES):
             continue  # 8 none, 9 uncertain, 10 no face
         path = root / row["subDirectory_filePath"].strip()
-        images.append(LabelledImage(path, _va(_number(row, "valence", where), "valence", where),
-                                    _va(_number(row, "arousal", where), "arousal", where), expression))
+        images.append(LabelledImage(path, check_va(csv_number(row, "valence", where), "valence", where),
+                                    check_va(csv_number(row, "arousal", where), "arousal", where), expression))
     return images
 
 
@@ -156,13 +158,13 @@ def read_manifest(csv_path: str | Path, search: list[Path] | None = None, fps: f
     images: list[LabelledImage] = []
     for line, row in rows:
         where = f"{csv_path} row {line}"
-        v = _va(_number(row, "valence", where, required=False), "valence", where)
-        a = _va(_number(row, "arousal", where, required=False), "arousal", where)
-        expression = _number(row, "expression", where, required=False)
+        v = check_va(csv_number(row, "valence", where, required=False), "valence", where)
+        a = check_va(csv_number(row, "arousal", where, required=False), "arousal", where)
+        expression = csv_number(row, "expression", where, required=False)
         expression = -1 if math.isnan(expression) else int(expression)
         if (row.get("video") or "").strip():
             name = row["video"].strip()
-            frame = _number(row, "frame", where)
+            frame = csv_number(row, "frame", where)
             if frame != int(frame) or frame < 0:
                 raise DataError(f"{where}: frame {row['frame']!r} must be a whole number >= 0")
             if name not in videos:
@@ -255,11 +257,11 @@ def _anchor_values(row: dict, where: str, video: str) -> tuple[int, float, float
     try:
         if not video:
             raise DataError(f"{where}: empty video")
-        frame = _number(row, "frame", where)
+        frame = csv_number(row, "frame", where)
         if frame != int(frame) or frame < 0:
             raise DataError(f"{where}: frame {row['frame']!r} must be a whole number >= 0")
-        return int(frame), _va(_number(row, "valence", where), "valence", where), \
-            _va(_number(row, "arousal", where), "arousal", where)
+        return int(frame), check_va(csv_number(row, "valence", where), "valence", where), \
+            check_va(csv_number(row, "arousal", where), "arousal", where)
     except DataError as error:
         raise AnchorError(str(error)) from None
 

@@ -122,8 +122,7 @@ def export_task(source: ProjectSource, raw: dict, args: argparse.Namespace, sett
     """One task -> its files; returns its metadata. Raises MtclarError when the task cannot be exported."""
     from mtclar.afewva_export import write_afewva
     from mtclar.model.video import probe_video
-    from mtclar.outputs import write_csv, write_json
-    from mtclar_backend.export_rows import COLUMNS, label_studio_frames, latest_prediction, task_rows
+    from mtclar_backend.export_rows import label_studio_frames, latest_prediction, task_rows
 
     task = parse_task(raw)
     media = read_task(source.setup, task, settings.max_frame)
@@ -145,11 +144,7 @@ def export_task(source: ProjectSource, raw: dict, args: argparse.Namespace, sett
         "annotators": sorted({r.annotator for r in rows if r.source == "human"}),
         "frames_by_source": counts, "mtclar_version": __version__, "created": utc_now(),
     }
-    dict_rows = [r.as_dict() for r in rows]
-    if "csv" in formats:
-        write_csv(args.out / f"{name}.csv", dict_rows, COLUMNS)
-    if "json" in formats:
-        write_json(args.out / f"{name}.json", dict_rows, metadata)
+    write_tables(args.out, name, rows, metadata, formats)
     if "afewva" in formats:
         write_afewva(args.out / "afew-va", name, path, info.n_frames, rows, args.afewva_frames,
                      {k: metadata[k] for k in ("project", "task", "video", "fps", "frames")})
@@ -162,8 +157,7 @@ def export_frame_video(source: ProjectSource, video_id: str, tasks: list[tuple[T
                        args: argparse.Namespace, settings: Settings, formats: list[str], names: set[str]) -> dict:
     """Frame mode: the image tasks of one ``video_id`` -> its files (rows for the frames that have a task)."""
     from mtclar.afewva_export import write_afewva_images
-    from mtclar.outputs import write_csv, write_json
-    from mtclar_backend.export_rows import COLUMNS, frame_task_rows, latest_prediction
+    from mtclar_backend.export_rows import frame_task_rows, latest_prediction
     from mtclar_backend.project_data import media_fps
 
     fps = media_fps(source.setup, tasks[0][1])
@@ -179,11 +173,7 @@ def export_frame_video(source: ProjectSource, video_id: str, tasks: list[tuple[T
         "annotators": sorted({r.annotator for r in rows if r.source == "human"}),
         "frames_by_source": counts, "mtclar_version": __version__, "created": utc_now(),
     }
-    dict_rows = [r.as_dict() for r in rows]
-    if "csv" in formats:
-        write_csv(args.out / f"{name}.csv", dict_rows, COLUMNS)
-    if "json" in formats:
-        write_json(args.out / f"{name}.json", dict_rows, metadata)
+    write_tables(args.out, name, rows, metadata, formats)
     if "afewva" in formats:
         images = {media.frame: local_media(source, media, args.media_root, video_id) for _, media in tasks}
         write_afewva_images(args.out / "afew-va", name, images, rows, args.afewva_frames,
@@ -235,3 +225,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"project {args.project}: {len(index)} videos exported to {args.out}"
           f"{f', {len(failed)} tasks failed' if failed else ''}")
     return 1 if failed else 0
+
+
+def write_tables(out: Path, name: str, rows: list, metadata: dict, formats: list[str]) -> None:
+    """A video's rows as ``<name>.csv`` and ``<name>.json``, where asked for."""
+    from mtclar.outputs import write_csv, write_json
+    from mtclar_backend.export_rows import COLUMNS
+
+    dict_rows = [r.as_dict() for r in rows]
+    if "csv" in formats:
+        write_csv(out / f"{name}.csv", dict_rows, COLUMNS)
+    if "json" in formats:
+        write_json(out / f"{name}.json", dict_rows, metadata)
+

@@ -69,7 +69,7 @@ def test_bad_input_is_an_error_naming_the_row(tmp_path, capsys):
     a = write(tmp_path / "a.csv", [(0, 0.1, 0.1), (1, 1.5, 0.0)])
     b = write(tmp_path / "b.csv", [(0, 0.1, 0.1)])
     assert main(["agreement", str(a), str(b)]) == 2
-    assert "a.csv row 3: valence 1.5 is outside [-1, 1]" in capsys.readouterr().err
+    assert "a.csv row 3: valence = 1.5 is outside [-1, 1]" in capsys.readouterr().err
     assert main(["agreement", str(b)]) == 2
     assert "two or more CSV files" in capsys.readouterr().err
     assert main(["agreement", str(b), str(tmp_path / "missing.csv")]) == 2

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +22,6 @@ ANCHORS = [("single_face", 0, -0.3, 0.2), ("single_face", 40, 0.4, 0.1), ("face_
            ("face_noface", 60, -0.1, 0.5)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(check, what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -39,30 +31,9 @@ def _wait_for(check, what: str, timeout: float = 60.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("MTCLAR_REQUIRE_E2E") == "1":
-            pytest.fail("redis-server is not installed (apt-get install redis-server)")
-        pytest.skip("redis-server is not installed: the --queue tests need a real one")
-    port = _free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(port=port)
-
-    def up() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    _wait_for(up, "redis-server", 10)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
+def redis_url(start_redis) -> str:
+    """A redis-server of this module's own: its tests count the workers listening there."""
+    return start_redis()
 
 
 @pytest.fixture(scope="module")

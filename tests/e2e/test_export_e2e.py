@@ -22,7 +22,7 @@ from label_studio import FRAME_LABEL_CONFIG, VIDEO_LABEL_CONFIG, LabelStudioClie
 
 from mtclar.cli import main
 from mtclar.training.sources import read_afewva
-from mtclar_backend.ls_format import frame_prediction, parse_label_config, video_prediction
+from mtclar_backend.ls_format import frame_prediction, parse_label_config, timeline_region, video_prediction
 from mtclar_backend.segments import Segment
 
 SHARED_DATA = Path(os.environ.get("MTCLAR_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
@@ -35,16 +35,8 @@ ANCHORS = [(0, 4, 0.3, 0.1), (30, 35, -0.25, 0.4), (68, 71, 0.55, -0.15)]
 
 
 def segment(region_id: str, start: int, end: int, valence: float, arousal: float) -> list[dict[str, Any]]:
-    """A timeline region as the editor stores it (Label Studio's frames are 1-based)."""
-    ranges = [{"start": start + 1, "end": end + 1}]
-    return [
-        {"id": region_id, "from_name": "segment", "to_name": "video", "type": "timelinelabels",
-         "value": {"ranges": ranges, "timelinelabels": ["VA"]}},
-        {"id": region_id, "from_name": "valence", "to_name": "video", "type": "number",
-         "value": {"ranges": ranges, "number": valence}},
-        {"id": region_id, "from_name": "arousal", "to_name": "video", "type": "number",
-         "value": {"ranges": ranges, "number": arousal}},
-    ]  # fmt: skip
+    """A timeline region over 0-based frames ``start..end`` as the editor stores it (1-based)."""
+    return timeline_region(SETUP, region_id, start + 1, end + 1, valence, arousal)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
